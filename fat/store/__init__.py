@@ -1,0 +1,21 @@
+"""The feature store: chunked log-mel frames per split, keyed by clip id (Zarr v3 or HDF5)."""
+
+from fat.store.store import (
+    ClipRecord,
+    FeatureStore,
+    Split,
+    SplitMeta,
+    SplitWriter,
+    checksum,
+    open_store,
+)
+
+__all__ = [
+    "ClipRecord",
+    "FeatureStore",
+    "Split",
+    "SplitMeta",
+    "SplitWriter",
+    "checksum",
+    "open_store",
+]

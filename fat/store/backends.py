@@ -1,0 +1,330 @@
+"""Storage backends: the few primitive operations the feature store needs, for Zarr v3 and HDF5.
+
+Everything about clips, commits and verification lives in `fat.store.store` and is written
+once; a backend only creates splits (a group of growable arrays plus a JSON meta record),
+hands out array handles that slice like numpy, and knows its own crash-safety mechanics:
+
+- Zarr: every chunk and metadata file is replaced atomically (zarr's LocalStore writes a
+  temporary file and renames it), so a reader or a killed writer only ever sees whole chunks.
+- HDF5: appends run in SWMR mode, whose ordered metadata flushes keep the file consistent at
+  every instant. A writer killed in SWMR mode leaves the "open for write" flag set in the
+  superblock; the next writer (which holds the store lock, so nobody else is writing) clears
+  it the way `h5clear -s` does before reopening.
+"""
+
+import ctypes
+import glob
+import json
+import os
+import shutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fat.errors import FatError
+
+STORE_FORMAT = "fat-feature-store"
+STORE_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """An array of a split: rows are appended along axis 0, each row of shape `row_shape`."""
+
+    dtype: str
+    row_shape: tuple[int, ...] = ()
+    chunk_rows: int = 4096
+    compression: str = "none"
+
+
+class Backend(ABC):
+    """Primitive storage operations; array handles support `a[i:j]`, `a[i:j] = v`, `.shape`,
+    `.chunks` and `.resize(shape)` (both zarr.Array and h5py.Dataset do)."""
+
+    format_name: str
+
+    def __init__(self, path: Path, writable: bool):
+        self.path = Path(path)
+        self.writable = writable
+
+    @staticmethod
+    @abstractmethod
+    def lock_path_for(path: Path) -> Path:
+        """Where the single-writer lock of the store at `path` lives."""
+
+    @abstractmethod
+    def split_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def create_split(
+        self, split: str, meta: dict[str, Any], arrays: dict[str, ArraySpec], commit_array: str
+    ) -> None:
+        """Create all arrays with zero rows; `commit_array` is created last, so a split whose
+        creation was interrupted is recognisably incomplete (and not listed)."""
+
+    @abstractmethod
+    def delete_split(self, split: str) -> None: ...
+
+    @abstractmethod
+    def meta(self, split: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def array(self, split: str, name: str) -> Any: ...
+
+    @abstractmethod
+    def compression(self, split: str, name: str) -> str: ...
+
+    def sync(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
+        """Make every write so far visible to readers before the next one (commit ordering)."""
+
+    @abstractmethod
+    def refresh(self) -> None:
+        """Drop cached array metadata so a reader sees a concurrent writer's appends."""
+
+    @abstractmethod
+    def disk_usage(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def _not_a_store(path: Path, why: str) -> FatError:
+    return FatError(f"{path}: not a fat feature store ({why})")
+
+
+class ZarrBackend(Backend):
+    format_name = "zarr"
+
+    def __init__(self, path: Path, writable: bool):
+        import zarr
+
+        super().__init__(path, writable)
+        self._zarr = zarr
+        if not self.path.exists() and not writable:
+            raise FatError(f"{self.path}: no such store")
+        fresh = not self.path.exists() or {p.name for p in self.path.iterdir()} <= {"writer.lock"}
+        if writable and fresh:
+            self.path.mkdir(parents=True, exist_ok=True)
+            zarr.create_group(
+                self.path,
+                attributes={"format": STORE_FORMAT, "format_version": STORE_FORMAT_VERSION},
+            )
+        if not (self.path / "zarr.json").is_file():
+            raise _not_a_store(self.path, "no zarr.json")
+        try:
+            self._root = zarr.open_group(self.path, mode="r+" if writable else "r")
+        except Exception as e:  # zarr raises several types for unreadable metadata
+            raise _not_a_store(self.path, f"cannot open as Zarr: {e}") from None
+        if self._root.attrs.get("format") != STORE_FORMAT:
+            raise _not_a_store(self.path, "Zarr group without the fat store marker")
+        self._arrays: dict[tuple[str, str], Any] = {}
+
+    @staticmethod
+    def lock_path_for(path: Path) -> Path:
+        return path / "writer.lock"
+
+    def split_names(self) -> list[str]:
+        return sorted(p.name for p in self.path.iterdir() if (p / "commit" / "zarr.json").is_file())
+
+    def create_split(self, split, meta, arrays, commit_array):
+        from zarr.codecs import ZstdCodec
+
+        group = self._root.create_group(split, overwrite=True, attributes={"meta": meta})
+        for name in [n for n in arrays if n != commit_array] + [commit_array]:
+            spec = arrays[name]
+            group.create_array(
+                name,
+                shape=(0, *spec.row_shape),
+                chunks=(spec.chunk_rows, *spec.row_shape),
+                dtype=spec.dtype,
+                fill_value=0,
+                compressors=[ZstdCodec(level=3)] if spec.compression == "zstd" else None,
+            )
+
+    def delete_split(self, split):
+        shutil.rmtree(self.path / split, ignore_errors=True)
+        self._arrays = {k: v for k, v in self._arrays.items() if k[0] != split}
+
+    def meta(self, split):
+        return dict(self._zarr.open_group(self.path / split, mode="r").attrs["meta"])
+
+    def array(self, split, name):
+        key = (split, name)
+        if key not in self._arrays:
+            mode = "r+" if self.writable else "r"
+            self._arrays[key] = self._zarr.open_array(self.path / split / name, mode=mode)
+        return self._arrays[key]
+
+    def compression(self, split, name):
+        compressors = self.array(split, name).compressors
+        return "zstd" if compressors else "none"
+
+    def refresh(self):
+        self._arrays.clear()
+
+    def disk_usage(self):
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    def close(self):
+        self._arrays.clear()
+
+
+def _hdf5_library() -> ctypes.CDLL:
+    """The HDF5 shared library h5py itself loaded (same handle, so ids are shared)."""
+    import h5py
+
+    libs = os.path.join(os.path.dirname(h5py.__file__), os.pardir, "h5py.libs", "libhdf5-*.so*")
+    found = sorted(glob.glob(libs))
+    return ctypes.CDLL(found[0] if found else "libhdf5.so")
+
+
+def clear_hdf5_write_flag(path: Path) -> None:
+    """What `h5clear -s --increment=0` does: clear the superblock's "open for write" flag a
+    killed SWMR writer leaves, and move the end-of-allocation marker to the real end of file.
+    Only call it while holding the store's writer lock (no live writer)."""
+    from h5py import h5f, h5p
+
+    lib = _hdf5_library()
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    true = ctypes.c_bool(True)
+    for prop in (b"clear_status_flags", b"skip_eof_check"):
+        if lib.H5Pset(ctypes.c_int64(fapl.id), prop, ctypes.byref(true)) < 0:
+            raise FatError(f"{path}: cannot recover HDF5 file after a crash (H5Pset {prop!r})")
+    fid = h5f.open(os.fsencode(path), h5f.ACC_RDWR, fapl=fapl)
+    try:
+        if lib.H5Fincrement_filesize(ctypes.c_int64(fid.id), ctypes.c_uint64(0)) < 0:
+            raise FatError(f"{path}: cannot recover HDF5 file after a crash (EOA fix-up)")
+    finally:
+        fid.close()
+
+
+class HDF5Backend(Backend):
+    format_name = "hdf5"
+
+    def __init__(self, path: Path, writable: bool):
+        import h5py
+
+        super().__init__(path, writable)
+        self._h5py = h5py
+        if not self.path.exists() and not writable:
+            raise FatError(f"{self.path}: no such store")
+        if not self.path.exists():
+            with h5py.File(self.path, "w", libver="latest") as f:
+                f.attrs["format"] = STORE_FORMAT
+                f.attrs["format_version"] = STORE_FORMAT_VERSION
+        self._file = self._open()
+        if self._file.attrs.get("format") != STORE_FORMAT:
+            self._file.close()
+            raise _not_a_store(self.path, "HDF5 file without the fat store marker")
+        self._enter_swmr()
+
+    def _open(self):
+        h5py = self._h5py
+        try:
+            if not self.writable:
+                # SWMR read works whether or not a writer is appending right now.
+                return h5py.File(self.path, "r", swmr=True)
+            try:
+                return h5py.File(self.path, "a", libver="latest")
+            except OSError as e:
+                if "already open for" not in str(e):
+                    raise
+                clear_hdf5_write_flag(self.path)  # a killed SWMR writer; we hold the lock
+                return h5py.File(self.path, "a", libver="latest")
+        except OSError as e:
+            raise _not_a_store(self.path, f"cannot open as HDF5: {e}") from None
+
+    @staticmethod
+    def lock_path_for(path: Path) -> Path:
+        return path.with_name(path.name + ".lock")
+
+    def _enter_swmr(self) -> None:
+        # A writer spends all its time in SWMR mode, where readers may open the file and a
+        # SIGKILL leaves it consistent; only creating/deleting a split briefly leaves it.
+        if self.writable and not self._file.swmr_mode:
+            self._file.flush()
+            self._file.swmr_mode = True
+
+    def _reopen_for_structure(self) -> None:
+        # SWMR mode forbids creating or deleting objects and cannot be switched off in place.
+        if self._file.swmr_mode:
+            self._file.close()
+            self._file = self._open()
+
+    def split_names(self):
+        return sorted(name for name, group in self._file.items() if "commit" in group)
+
+    def create_split(self, split, meta, arrays, commit_array):
+        self._reopen_for_structure()
+        if split in self._file:
+            del self._file[split]
+        group = self._file.create_group(split)
+        group.attrs["meta"] = json.dumps(meta)
+        for name in [n for n in arrays if n != commit_array] + [commit_array]:
+            spec = arrays[name]
+            if spec.compression != "none":
+                raise FatError(
+                    f"{self.path}: HDF5 stores are uncompressed (got {spec.compression})"
+                )
+            group.create_dataset(
+                name,
+                shape=(0, *spec.row_shape),
+                maxshape=(None, *spec.row_shape),
+                chunks=(spec.chunk_rows, *spec.row_shape),
+                dtype=np.dtype(spec.dtype),
+                fillvalue=0,
+            )
+        self._enter_swmr()
+
+    def delete_split(self, split):
+        self._reopen_for_structure()
+        if split in self._file:
+            del self._file[split]
+        self._enter_swmr()
+
+    def meta(self, split):
+        return json.loads(self._file[split].attrs["meta"])
+
+    def array(self, split, name):
+        return self._file[split][name]
+
+    def compression(self, split, name):
+        return self._file[split][name].compression or "none"
+
+    def sync(self):
+        self._file.flush()
+
+    def refresh(self):
+        for group in self._file.values():
+            for dataset in group.values():
+                dataset.refresh()
+
+    def disk_usage(self):
+        return self.path.stat().st_size
+
+    def close(self):
+        if self._file:
+            self._file.close()
+
+
+BACKENDS: dict[str, type[Backend]] = {"zarr": ZarrBackend, "hdf5": HDF5Backend}
+SUFFIXES = {".zarr": "zarr", ".h5": "hdf5", ".hdf5": "hdf5"}
+
+
+def format_for(path: Path, format: str | None = None) -> str:
+    """The backend name for `path`: the explicit `format`, else by suffix (.zarr, .h5, .hdf5)."""
+    if format is not None:
+        if format not in BACKENDS:
+            raise FatError(f"unknown store format {format!r}; choose one of {sorted(BACKENDS)}")
+        return format
+    try:
+        return SUFFIXES[Path(path).suffix.lower()]
+    except KeyError:
+        raise FatError(
+            f"{path}: cannot tell the store format from the suffix; use .zarr or .h5, "
+            "or pass --format zarr|hdf5"
+        ) from None
