@@ -34,3 +34,37 @@ def build_store(path: Path, n_clips: int, split: str = "curated", **writer_kw) -
 @pytest.fixture(params=["zarr", "h5"])
 def store_path(request, tmp_path) -> Path:
     return tmp_path / f"features.{request.param}"
+
+
+def write_tone(path: Path, seconds: float, freq: float, sr: int = 44100, subtype: str = "PCM_16"):
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sr)) / sr
+    noise = np.random.default_rng(int(freq)).normal(scale=0.01, size=t.shape)
+    sf.write(path, 0.3 * np.sin(2 * np.pi * freq * t) + noise, sr, subtype=subtype)
+
+
+def make_fsd_layout(root: Path, n_curated: int = 6, n_test: int = 3) -> Path:
+    """A tiny FSDKaggle2019-style directory: curated + test splits of short tones."""
+    vocab = official_vocabulary()
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in ("train_curated", "train_noisy", "test"):
+        (root / folder).mkdir(exist_ok=True)
+    rows = ["fname,labels"]
+    for i in range(n_curated):
+        name = f"cur{i:03d}.wav"
+        write_tone(root / "train_curated" / name, 0.5 + 0.25 * i, 200.0 * (i + 1))
+        labels = [vocab[i % 80]] + ([vocab[(i + 7) % 80]] if i % 3 == 0 else [])
+        rows.append(f'{name},"{",".join(labels)}"')
+    (root / "train_curated.csv").write_text("\n".join(rows) + "\n")
+    (root / "train_noisy.csv").write_text("fname,labels\n")
+    sub = ["fname," + ",".join(vocab)]
+    answers = ["fname,labels"]
+    for i in range(n_test):
+        name = f"test{i:03d}.wav"
+        write_tone(root / "test" / name, 1.0, 300.0 * (i + 1))
+        sub.append(name + "," + ",".join(["0"] * 80))
+        answers.append(f"{name},{vocab[i]}")
+    (root / "sample_submission.csv").write_text("\n".join(sub) + "\n")
+    (root / "test_labels.csv").write_text("\n".join(answers) + "\n")
+    return root

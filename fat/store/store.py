@@ -183,6 +183,11 @@ class Split:
         return self.meta.vocabulary
 
     @property
+    def frames_chunks(self) -> tuple[int, ...]:
+        """Chunk shape of the frames array (the whole array when in memory)."""
+        return tuple(getattr(self._frames, "chunks", None) or self._frames.shape)
+
+    @property
     def in_memory(self) -> bool:
         return isinstance(self._frames, np.ndarray)
 
@@ -295,8 +300,11 @@ class Split:
         }
         return Split(None, self.meta, frames, index)
 
-    def verify(self, check_data: bool = True) -> tuple[list[str], list[str]]:
-        """(problems, notes). Problems make a store invalid; notes are worth knowing only."""
+    def verify(
+        self, check_data: bool = True, progress: Callable[[int], None] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """(problems, notes). Problems make a store invalid; notes are worth knowing only.
+        `progress` is called with the number of frames checked since its last call."""
         problems: list[str] = []
         notes: list[str] = []
         where = f"split {self.name}"
@@ -347,10 +355,10 @@ class Split:
         if self._stats is not None and not all(np.isfinite(s).all() for s in self._stats):
             problems.append(f"{where}: mel mean/std are not finite")
         if check_data and not problems and n:
-            problems += self._verify_data()
+            problems += self._verify_data(progress)
         return problems, notes
 
-    def _verify_data(self) -> list[str]:
+    def _verify_data(self, progress: Callable[[int], None] | None) -> list[str]:
         """Recompute every clip's checksum and look for non-finite values, reading sequentially."""
         problems: list[str] = []
         clip = 0
@@ -369,6 +377,8 @@ class Split:
                 if checksum(frames) != int(self.checksums[clip]):
                     problems.append(f"{name}: checksum mismatch (data changed since written)")
                 clip += 1
+            if progress:
+                progress(len(block))
         return problems
 
 
@@ -593,12 +603,14 @@ class FeatureStore:
         self._splits.pop(split, None)
         self.backend.delete_split(split)
 
-    def verify(self, check_data: bool = True) -> tuple[list[str], list[str]]:
+    def verify(
+        self, check_data: bool = True, progress: Callable[[int], None] | None = None
+    ) -> tuple[list[str], list[str]]:
         problems: list[str] = []
         notes: list[str] = []
         for name in self.splits():
             try:
-                p, n = self.split(name).verify(check_data=check_data)
+                p, n = self.split(name).verify(check_data=check_data, progress=progress)
             except FatError:
                 raise
             except Exception as e:  # unreadable arrays are exactly what verify must report

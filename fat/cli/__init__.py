@@ -1,0 +1,36 @@
+"""`fat` command line: a thin layer over library functions that tests call directly."""
+
+import sys
+
+import click
+
+from fat import __version__
+from fat.errors import FatError
+
+
+class FatGroup(click.Group):
+    """Turns a FatError anywhere below into one `error: ...` line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FatError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=FatGroup)
+@click.version_option(__version__, prog_name="fat")
+def main() -> None:
+    """Multi-label audio tagging for FSDKaggle2019-style data."""
+
+
+def _register() -> None:
+    from fat.cli.featurize import featurize
+    from fat.cli.store import store
+
+    main.add_command(store)
+    main.add_command(featurize)
+
+
+_register()

@@ -1,0 +1,3 @@
+from fat.cli import main
+
+main()

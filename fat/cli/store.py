@@ -1,0 +1,221 @@
+"""`fat store ...`: look inside a feature store; the store path is always the first argument."""
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+from tqdm import tqdm
+
+from fat.errors import FatError
+from fat.store import FeatureStore, Split, open_store
+
+STORE = click.argument("store_path", metavar="STORE", type=click.Path(path_type=Path))
+SPLIT = click.argument("split_name", metavar="SPLIT")
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@click.group()
+def store() -> None:
+    """Inspect a feature store (info, ls, show, stats, verify, export)."""
+
+
+def describe_store(feature_store: FeatureStore) -> str:
+    """The text of `fat store info`: what is in the store and how it was made."""
+    out = [
+        f"store    {feature_store.path}",
+        f"format   {feature_store.format}",
+        f"on disk  {_human_bytes(feature_store.disk_usage())}",
+    ]
+    names = feature_store.splits()
+    if not names:
+        out.append("splits   none")
+    for name in names:
+        split = feature_store.split(name)
+        cfg = split.feature_config
+        chunks = split.frames_chunks
+        out += [
+            "",
+            f"split {name}",
+            f"  clips      {split.n_clips}",
+            f"  hours      {split.hours:.3f}",
+            f"  frames     {split.n_frames} x {cfg.n_mels} mels ({cfg.dtype}), "
+            f"{_human_bytes(split.nbytes())} raw",
+            f"  chunking   {chunks[0]} frames x {chunks[1]} mels, "
+            f"compression {split.meta.compression}",
+            f"  labels     {'yes' if split.meta.labelled else 'no'}, "
+            f"{len(split.vocabulary)}-class vocabulary",
+            f"  mel stats  {'computed' if split.stats is not None else 'not computed'}",
+            f"  made by    fat {split.meta.tool_version} at {split.meta.created_utc}",
+            "  features   " + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items()),
+        ]
+    return "\n".join(out)
+
+
+@store.command()
+@STORE
+def info(store_path: Path) -> None:
+    """Splits, clips, hours, frames, dtype, chunking, size on disk and feature config."""
+    with open_store(store_path) as feature_store:
+        click.echo(describe_store(feature_store))
+
+
+def clip_rows(split: Split, label: str | None = None) -> list[dict]:
+    """One row per clip (id, duration, frames, labels), optionally only clips with `label`."""
+    column = None
+    if label is not None:
+        if label not in split.vocabulary:
+            raise FatError(f"label {label!r} is not in the vocabulary of split {split.name!r}")
+        column = split.vocabulary.index(label)
+    rows = []
+    for i, clip_id in enumerate(split.clip_ids):
+        if column is not None and not split.labels[i, column]:
+            continue
+        rows.append(
+            {
+                "id": clip_id,
+                "duration_s": round(float(split.durations[i]), 3),
+                "frames": int(split.lengths[i]),
+                "labels": ",".join(split.labels_of(i)),
+            }
+        )
+    return rows
+
+
+@store.command(name="ls")
+@STORE
+@SPLIT
+@click.option("--label", help="Only clips carrying this label.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+def ls_command(store_path: Path, split_name: str, label: str | None, fmt: str) -> None:
+    """List the clips of a split: id, duration, frames, labels."""
+    with open_store(store_path) as feature_store:
+        rows = clip_rows(feature_store.split(split_name), label)
+    columns = ["id", "duration_s", "frames", "labels"]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        click.echo(_table(rows, columns))
+        click.echo(f"{len(rows)} clips", err=True)
+
+
+@store.command()
+@STORE
+@SPLIT
+@click.argument("clip_id")
+@click.option("--png", type=click.Path(path_type=Path), help="Render the log-mel to this PNG.")
+def show(store_path: Path, split_name: str, clip_id: str, png: Path | None) -> None:
+    """Statistics of one clip; --png draws its log-mel with axes and labels."""
+    with open_store(store_path) as feature_store:
+        split = feature_store.split(split_name)
+        i = split.index_of(clip_id)
+        features = split.read(i).astype(np.float32)
+        labels = split.labels_of(i)
+        sr, channels, duration = split.source[i]
+        cfg = split.feature_config
+    rows = [
+        ("clip", clip_id),
+        ("split", split_name),
+        ("labels", ", ".join(labels) or "(none)"),
+        ("source", f"{int(sr)} Hz, {int(channels)} channel(s), {duration:.3f} s"),
+        ("frames", f"{features.shape[1]} ({features.shape[1] / cfg.frames_per_second:.2f} s)"),
+        ("dB", f"min {features.min():.1f}, mean {features.mean():.1f}, max {features.max():.1f}"),
+    ]
+    click.echo("\n".join(f"{k:7s} {v}" for k, v in rows))
+    if png:
+        from fat.plots import plot_logmel
+
+        title = f"{split_name}/{clip_id}: {', '.join(labels) or 'no labels'}"
+        plot_logmel(features, cfg, title, png)
+        click.echo(f"wrote {png}")
+
+
+@store.command()
+@STORE
+@SPLIT
+@click.option("--png", type=click.Path(path_type=Path), help="Draw label counts and durations.")
+def stats(store_path: Path, split_name: str, png: Path | None) -> None:
+    """Label counts and the duration distribution of a split."""
+    with open_store(store_path) as feature_store:
+        split = feature_store.split(split_name)
+        counts = split.labels.sum(axis=0) if split.n_clips else np.zeros(len(split.vocabulary))
+        label_counts = {n: int(c) for n, c in zip(split.vocabulary, counts, strict=True) if c}
+        durations = split.durations
+    click.echo(f"{split_name}: {len(durations)} clips, {durations.sum() / 3600:.3f} hours")
+    if len(durations):
+        q = np.percentile(durations, [0, 25, 50, 75, 100])
+        click.echo(
+            "duration (s): min {:.2f}  25% {:.2f}  median {:.2f}  75% {:.2f}  max {:.2f}".format(*q)
+        )
+    per_clip = split.labels.sum(axis=1) if split.n_clips else np.zeros(0)
+    for k in sorted(set(per_clip.tolist())):
+        click.echo(f"clips with {int(k)} label(s): {int((per_clip == k).sum())}")
+    rows = [{"label": n, "clips": c} for n, c in sorted(label_counts.items(), key=lambda x: -x[1])]
+    if rows:
+        click.echo(_table(rows, ["label", "clips"]))
+    if png:
+        from fat.plots import plot_split_overview
+
+        plot_split_overview(label_counts, durations, f"{store_path.name}: split {split_name}", png)
+        click.echo(f"wrote {png}")
+
+
+@store.command()
+@STORE
+@click.option("--no-data", is_flag=True, help="Check the index only, not every frame.")
+def verify(store_path: Path, no_data: bool) -> None:
+    """Check index consistency, lengths, labels, finite values and checksums; exit 1 on problems."""
+    with open_store(store_path) as feature_store:
+        total = sum(feature_store.split(s).n_frames for s in feature_store.splits())
+        with tqdm(total=total, unit="frame", unit_scale=True, disable=no_data, leave=False) as bar:
+            problems, notes = feature_store.verify(check_data=not no_data, progress=bar.update)
+    for note in notes:
+        click.echo(f"note: {note}")
+    for problem in problems:
+        click.echo(f"problem: {problem}")
+    if problems:
+        click.echo(f"{store_path}: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{store_path}: OK")
+
+
+@store.command()
+@STORE
+@SPLIT
+@click.argument("clip_id")
+@click.argument("out", type=click.Path(path_type=Path), metavar="FILE.npy")
+def export(store_path: Path, split_name: str, clip_id: str, out: Path) -> None:
+    """Save one clip's log-mel (n_mels, n_frames) as a .npy file."""
+    with open_store(store_path) as feature_store:
+        features = np.ascontiguousarray(feature_store.split(split_name).read(clip_id))
+    np.save(out, features)
+    click.echo(f"wrote {out} {features.shape} {features.dtype}")

@@ -1,0 +1,241 @@
+"""Featurize one split of an FSDKaggle2019-style directory into a feature store.
+
+Decoding and log-mel run in `workers` processes; results come back in CSV order to the one
+writer, which commits every few clips. Rerunning after a kill skips committed clips, and
+because order is fixed the result equals an uninterrupted run. A bad file never stops the run:
+it is skipped with one line (file, reason) in the summary and in an errors CSV by the store.
+"""
+
+import csv
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fat.config import LogMelConfig
+from fat.dataset import SAMPLE_SUBMISSION, check_data_dir, split_layout
+from fat.errors import FatError
+from fat.labels import LabelTable, read_labels_csv, read_vocabulary
+from fat.store import ClipRecord, open_store
+
+
+@dataclass(frozen=True)
+class SkippedClip:
+    file: str
+    line: int | None  # CSV line, for problems found in the CSV
+    clip_id: str
+    reason: str
+
+
+@dataclass
+class FeaturizeSummary:
+    split: str
+    store: Path
+    clips_total: int = 0
+    written: int = 0
+    already_committed: int = 0
+    skipped: list[SkippedClip] = field(default_factory=list)
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+    errors_csv: Path | None = None
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds else 0.0
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_seconds / self.seconds if self.seconds else 0.0
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.split}: {self.written} clips written, {self.already_committed} already in "
+            f"the store, {len(self.skipped)} skipped, of {self.clips_total}",
+        ]
+        if self.written:
+            out.append(
+                f"{self.split}: {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
+                f"({self.clips_per_second:.1f} clips/s, {self.x_realtime:.0f}x realtime)"
+            )
+        out += [
+            f"skipped {s.file}{f':{s.line}' if s.line else ''}: {s.reason}" for s in self.skipped
+        ]
+        if self.errors_csv:
+            out.append(f"skipped clips listed in {self.errors_csv}")
+        return out
+
+
+def errors_csv_path(store_path: Path, split: str) -> Path:
+    """Where the skipped clips of a split are listed: beside the store."""
+    return store_path.with_name(f"{store_path.name}.{split}.errors.csv")
+
+
+def _clip_table(
+    data_dir: Path, split: str, labels_file: Path | None, vocab: tuple[str, ...], strict: bool
+) -> tuple[LabelTable, bool, list[SkippedClip]]:
+    """The clips to featurize with their targets, whether the split is labelled, and the
+    CSV rows that were rejected."""
+    layout = split_layout(split)
+    check_data_dir(data_dir, layout)
+    csv_path = data_dir / layout.csv
+    if layout.labelled:
+        clips = read_labels_csv(csv_path, vocab, strict=strict)
+    elif csv_path.exists():
+        clips = read_labels_csv(csv_path, vocab, strict=strict, labelled=False)
+    else:  # no clip list: every file in the folder
+        names = sorted(p.name for p in (data_dir / layout.folder).iterdir() if p.is_file())
+        clips = LabelTable(vocab, names, np.zeros((len(names), len(vocab)), np.uint8))
+    rejected = [SkippedClip(i.file, i.line, i.fname, i.reason) for i in clips.issues]
+    if layout.labelled or labels_file is None:
+        return clips, layout.labelled, rejected
+    answers = read_labels_csv(labels_file, vocab, strict=strict)
+    rejected += [SkippedClip(i.file, i.line, i.fname, i.reason) for i in answers.issues]
+    row = {name: i for i, name in enumerate(answers.fnames)}
+    keep = [name for name in clips.fnames if name in row]
+    rejected += [
+        SkippedClip(str(labels_file), None, name, "no labels in the answer key")
+        for name in clips.fnames
+        if name not in row
+    ]
+    targets = answers.targets[[row[name] for name in keep]]
+    return LabelTable(vocab, keep, targets), True, rejected
+
+
+# Worker state: built once per process by `_init_worker`.
+_extract = None
+_sample_rate = 0
+
+
+def _init_worker(config: dict, threads: int) -> None:
+    import torch
+
+    from fat.featurize.logmel import LogMelExtractor
+
+    global _extract, _sample_rate
+    torch.set_num_threads(threads)
+    cfg = LogMelConfig.from_dict(config)
+    _extract, _sample_rate = LogMelExtractor(cfg), cfg.sample_rate
+
+
+def _featurize_file(task: tuple[str, str]):
+    """(clip_id, features, source info, error). Any failure on bad data is an error string:
+    decoders can raise nearly anything on a malformed file, and one file must not stop a run."""
+    from fat.featurize.audio import load_audio
+
+    clip_id, path = task
+    try:
+        audio, info = load_audio(Path(path), _sample_rate)
+        features = _extract(audio)
+        if not np.isfinite(features).all():
+            return clip_id, None, None, "non-finite values in the log-mel"
+        return clip_id, features, info, None
+    except FatError as e:
+        message = str(e)
+        return clip_id, None, None, message.removeprefix(f"{path}: ")
+    except Exception as e:  # noqa: BLE001 - see docstring
+        return clip_id, None, None, f"cannot featurize: {type(e).__name__}: {e}"
+
+
+def _results(tasks: list[tuple[str, str]], cfg: LogMelConfig, workers: int) -> Iterator:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if workers <= 1:
+        _init_worker(cfg.to_dict(), threads)
+        yield from map(_featurize_file, tasks)
+        return
+    # spawn: torch and OpenMP state must not be forked mid-flight.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, _init_worker, (cfg.to_dict(), threads)) as pool:
+        yield from pool.imap(_featurize_file, tasks, chunksize=2)
+
+
+def featurize_split(
+    data_dir: Path,
+    split: str,
+    store_path: Path,
+    config: LogMelConfig | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    strict: bool = False,
+    labels_file: Path | None = None,
+    store_format: str | None = None,
+    compression: str = "none",
+    commit_every: int = 64,
+    progress: bool = True,
+) -> FeaturizeSummary:
+    """Featurize one split; returns what happened. With `strict`, CSV problems raise at once."""
+    data_dir, store_path = Path(data_dir), Path(store_path)
+    cfg = config or LogMelConfig()
+    workers = workers or os.cpu_count() or 1
+    layout = split_layout(split)
+    vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
+    table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, strict)
+    summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
+    summary.clips_total = len(table.fnames) + len(rejected)
+    started = time.perf_counter()
+    with open_store(store_path, "a", format=store_format) as store:
+        writer = store.writer(
+            layout.name,
+            cfg,
+            vocab,
+            labelled=labelled,
+            overwrite=overwrite,
+            compression=compression,
+            commit_every=commit_every,
+        )
+        with writer:
+            targets = {name: table.targets[i] for i, name in enumerate(table.fnames)}
+            tasks = []
+            for name in table.fnames:
+                if name in writer.committed:
+                    summary.already_committed += 1
+                    continue
+                path = data_dir / layout.folder / name
+                if not path.is_file():
+                    summary.skipped.append(SkippedClip(str(path), None, name, "file not found"))
+                    continue
+                tasks.append((name, str(path)))
+            bar = tqdm(total=len(tasks), unit="clip", disable=not progress, desc=split)
+            for clip_id, features, info, error in _results(
+                tasks, cfg, min(workers, len(tasks) or 1)
+            ):
+                bar.update(1)
+                if error is not None:
+                    path = str(data_dir / layout.folder / clip_id)
+                    summary.skipped.append(SkippedClip(path, None, clip_id, error))
+                    continue
+                writer.add(
+                    ClipRecord(
+                        clip_id,
+                        features,
+                        targets[clip_id],
+                        info.sample_rate,
+                        info.channels,
+                        info.duration_s,
+                    )
+                )
+                summary.written += 1
+                summary.audio_seconds += info.duration_s
+                elapsed = time.perf_counter() - started
+                bar.set_postfix_str(f"{summary.audio_seconds / 3600 / elapsed:.3f} audio-h/s")
+            bar.close()
+    summary.seconds = time.perf_counter() - started
+    summary.errors_csv = _write_errors(errors_csv_path(store_path, split), summary.skipped)
+    return summary
+
+
+def _write_errors(path: Path, skipped: list[SkippedClip]) -> Path | None:
+    """The errors CSV always describes the latest run: rewritten, or removed when clean."""
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return None
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "line", "clip_id", "reason"])
+        for s in skipped:
+            writer.writerow([s.file, s.line or "", s.clip_id, s.reason])
+    return path

@@ -1,0 +1,232 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import make_fsd_layout, write_tone
+
+from fat.cli import main
+from fat.config import LogMelConfig
+from fat.errors import FatError
+from fat.featurize.audio import load_audio
+from fat.featurize.logmel import LogMelExtractor
+from fat.featurize.run import errors_csv_path, featurize_split
+from fat.labels import official_vocabulary
+from fat.store import open_store
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return make_fsd_layout(tmp_path / "data")
+
+
+def test_featurize_curated_matches_direct_computation(data_dir, tmp_path):
+    store_path = tmp_path / "f.zarr"
+    summary = featurize_split(data_dir, "curated", store_path, workers=1, progress=False)
+    assert summary.written == 6 and not summary.skipped and summary.errors_csv is None
+    cfg = LogMelConfig()
+    extract = LogMelExtractor(cfg)
+    with open_store(store_path) as store:
+        split = store.split("curated")
+        assert split.feature_config == cfg and split.meta.labelled
+        assert split.clip_ids == [f"cur{i:03d}.wav" for i in range(6)]
+        vocab = official_vocabulary()
+        assert split.labels_of("cur003.wav") == sorted([vocab[3], vocab[10]], key=vocab.index)
+        audio, _ = load_audio(data_dir / "train_curated" / "cur002.wav", cfg.sample_rate)
+        np.testing.assert_array_equal(split.read("cur002.wav"), extract(audio))
+        assert split.source[2].tolist() == [44100, 1, 1.0]
+        assert split.stats is not None and store.verify() == ([], [])
+
+
+def test_parallel_workers_write_the_same_store(data_dir, tmp_path):
+    featurize_split(data_dir, "curated", tmp_path / "one.zarr", workers=1, progress=False)
+    featurize_split(data_dir, "curated", tmp_path / "two.h5", workers=2, progress=False)
+    with open_store(tmp_path / "one.zarr") as a, open_store(tmp_path / "two.h5") as b:
+        x, y = a.split("curated"), b.split("curated")
+        assert x.clip_ids == y.clip_ids
+        np.testing.assert_array_equal(x.read_rows(0, x.n_frames), y.read_rows(0, y.n_frames))
+
+
+def test_test_split_takes_labels_only_from_an_answer_key(data_dir, tmp_path):
+    store_path = tmp_path / "f.zarr"
+    featurize_split(data_dir, "test", store_path, workers=1, progress=False)
+    featurize_split(
+        data_dir,
+        "test",
+        tmp_path / "g.zarr",
+        workers=1,
+        progress=False,
+        labels_file=data_dir / "test_labels.csv",
+    )
+    with open_store(store_path) as plain, open_store(tmp_path / "g.zarr") as keyed:
+        assert not plain.split("test").meta.labelled
+        assert plain.split("test").labels.sum() == 0
+        assert keyed.split("test").labels_of("test001.wav") == [official_vocabulary()[1]]
+
+
+def _add_bad_inputs(data_dir: Path) -> dict[str, str]:
+    """Bad and awkward files in train_noisy; returns clip -> expected reason fragment
+    (None for clips that must be featurized correctly)."""
+    folder = data_dir / "train_noisy"
+    (folder / "empty.wav").write_bytes(b"")
+    write_tone(folder / "trunc.wav", 1.0, 440)
+    data = (folder / "trunc.wav").read_bytes()
+    (folder / "trunc.wav").write_bytes(data[: len(data) // 2])
+    (folder / "text.wav").write_text("this is not audio\n")
+    sf.write(folder / "silent.wav", np.zeros(44100), 44100)
+    write_tone(folder / "tiny.wav", 0.005, 1000)  # 5 ms
+    write_tone(folder / "long.wav", 60.0, 440, sr=8000)  # 60 s, resampled
+    write_tone(folder / "stereo24.wav", 0.5, 440, subtype="PCM_24")
+    write_tone(folder / "dup.wav", 0.5, 660)
+    rows = [
+        "fname,labels",
+        "empty.wav,Bark",
+        "trunc.wav,Bark",
+        "text.wav,Bark",
+        "silent.wav,Bark",
+        "tiny.wav,Meow",
+        "long.wav,Purr",
+        "stereo24.wav,Bark",
+        "missing.wav,Bark",
+        "unknown.wav,Woof",
+        "dup.wav,Bark",
+        "dup.wav,Meow",
+    ]
+    (data_dir / "train_noisy.csv").write_text("\n".join(rows) + "\n")
+    return {
+        "empty.wav": "empty file",
+        "trunc.wav": "truncated",
+        "text.wav": "not",
+        "missing.wav": "not found",
+        "unknown.wav": "unknown label",
+        "dup.wav": "duplicated",
+    }
+
+
+def test_bad_inputs_are_skipped_with_one_line_each(data_dir, tmp_path):
+    expected = _add_bad_inputs(data_dir)
+    store_path = tmp_path / "f.zarr"
+    summary = featurize_split(data_dir, "noisy", store_path, workers=1, progress=False)
+    reasons = {s.clip_id: s.reason for s in summary.skipped}
+    assert set(reasons) == set(expected)
+    for clip, fragment in expected.items():
+        assert fragment in reasons[clip], (clip, reasons[clip])
+        assert "\n" not in reasons[clip]
+    cfg = LogMelConfig()
+    with open_store(store_path) as store:
+        split = store.split("noisy")
+        assert sorted(split.clip_ids) == [
+            "dup.wav",
+            "long.wav",
+            "silent.wav",
+            "stereo24.wav",
+            "tiny.wav",
+        ]
+        assert np.all(split.read("silent.wav").astype(np.float32) == -100)
+        assert split.lengths[split.index_of("tiny.wav")] == cfg.n_frames(cfg.min_samples)
+        assert split.lengths[split.index_of("long.wav")] == cfg.n_frames(60 * 44100)
+        assert split.source[split.index_of("long.wav")].tolist() == [8000, 1, 60.0]
+        assert split.labels_of("dup.wav") == ["Bark"]  # first row wins
+        assert store.verify()[0] == []
+    with open(errors_csv_path(store_path, "noisy")) as f:
+        rows = list(csv.DictReader(f))
+    assert {r["clip_id"] for r in rows} == set(expected)
+    assert next(r for r in rows if r["clip_id"] == "unknown.wav")["line"] == "10"
+
+
+def test_cli_strict_exits_1_and_summary_lists_skips(data_dir, tmp_path):
+    _add_bad_inputs(data_dir)
+    args = [
+        "featurize",
+        "--data-dir",
+        str(data_dir),
+        "--split",
+        "noisy",
+        "--workers",
+        "1",
+        "--store",
+        str(tmp_path / "f.zarr"),
+        "--quiet",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "empty file (0 bytes)" in result.output
+    strict = CliRunner().invoke(main, [*args, "--strict"])
+    assert strict.exit_code == 1
+    assert "Traceback" not in strict.output
+
+
+def test_other_settings_refused_and_overwrite_recomputes(data_dir, tmp_path):
+    store_path = tmp_path / "f.zarr"
+    base = [
+        "featurize",
+        "--data-dir",
+        str(data_dir),
+        "--split",
+        "curated",
+        "--workers",
+        "1",
+        "--store",
+        str(store_path),
+        "--quiet",
+    ]
+    assert CliRunner().invoke(main, base).exit_code == 0
+    refused = CliRunner().invoke(main, [*base, "--n-mels", "64"])
+    assert refused.exit_code == 1
+    assert refused.output.count("\n") == 1 and "n_mels: 128 != 64" in refused.output
+    again = CliRunner().invoke(main, base)
+    assert "0 clips written, 6 already in the store" in again.output
+    redone = CliRunner().invoke(main, [*base, "--n-mels", "64", "--overwrite"])
+    assert redone.exit_code == 0 and "6 clips written" in redone.output
+    with open_store(store_path) as store:
+        assert store.split("curated").feature_config.n_mels == 64
+
+
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+    data_dir = make_fsd_layout(tmp_path / "data", n_curated=40, n_test=0)
+    store_path = tmp_path / "killed.zarr"
+    command = [
+        sys.executable,
+        "-m",
+        "fat.cli",
+        "featurize",
+        "--data-dir",
+        str(data_dir),
+        "--split",
+        "curated",
+        "--workers",
+        "1",
+        "--commit-every",
+        "2",
+        "--quiet",
+    ]
+    proc = subprocess.Popen([*command, "--store", str(store_path)], stdout=subprocess.DEVNULL)
+    committed = 0
+    deadline = time.monotonic() + 120
+    while committed < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            with open_store(store_path) as store:
+                committed = store.split("curated").n_clips if "curated" in store else 0
+        except FatError:
+            pass  # not created yet
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with open_store(store_path) as store:
+        interrupted = store.split("curated").n_clips
+        assert 6 <= interrupted < 40, "the kill must land mid-run"
+        assert store.verify()[0] == []
+    subprocess.run([*command, "--store", str(store_path)], check=True)
+    subprocess.run([*command, "--store", str(tmp_path / "clean.zarr")], check=True)
+    with open_store(store_path) as a, open_store(tmp_path / "clean.zarr") as b:
+        x, y = a.split("curated"), b.split("curated")
+        assert x.clip_ids == y.clip_ids and x.n_clips == 40
+        np.testing.assert_array_equal(x.read_rows(0, x.n_frames), y.read_rows(0, y.n_frames))
+        np.testing.assert_allclose(x.stats[0], y.stats[0])

@@ -1,0 +1,231 @@
+"""Decoding and log-mel computation, checked against librosa on small real files."""
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fat.config import LogMelConfig
+from fat.errors import FatError
+from fat.featurize.audio import load_audio, probe_audio
+from fat.featurize.logmel import LogMelExtractor, mel_filterbank
+
+# float32 computation vs librosa (itself float32), over bins louder than -80 dB: quieter bins
+# are dominated by FFT round-off in both implementations. Measured ~6e-5 dB.
+TOL_DB_FLOAT32 = 1e-3
+# Stored float16 everywhere: half a float16 step is 0.031 dB for |x| in [64, 128).
+TOL_DB_FLOAT16 = 0.04
+
+DEFAULT = LogMelConfig()
+# Odd sizes, and win_length < n_fft so the window is zero-padded to n_fft (centred).
+ODD = LogMelConfig(
+    sample_rate=16000,
+    n_fft=1024,
+    win_length=800,
+    hop_length=160,
+    n_mels=64,
+    fmin=50.0,
+    fmax=8000.0,
+    min_samples=1024,
+)
+
+
+def noise_and_tones(sample_rate: int, seconds: float, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    rng = np.random.default_rng(seed)
+    y = 0.05 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 440 * t)
+    y += 0.1 * np.sin(2 * np.pi * 3000 * t)
+    return y.astype(np.float32)
+
+
+def librosa_logmel(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
+    mel = librosa.feature.melspectrogram(
+        y=y,
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window="hann",
+        center=True,
+        pad_mode="constant",
+        power=2.0,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        htk=False,
+        norm="slaney",
+    )
+    return librosa.power_to_db(mel, ref=1.0, amin=cfg.amin, top_db=None)
+
+
+@pytest.mark.parametrize("cfg", [DEFAULT, ODD], ids=["default", "odd"])
+def test_mel_filterbank_matches_librosa(cfg: LogMelConfig) -> None:
+    ours = mel_filterbank(cfg)
+    theirs = librosa.filters.mel(
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        htk=False,
+        norm="slaney",
+    )
+    assert ours.shape == (cfg.n_mels, cfg.n_fft // 2 + 1)
+    assert ours.dtype == np.float32
+    assert np.abs(ours - theirs).max() <= 1e-6 * theirs.max()
+
+
+@pytest.mark.parametrize("cfg", [DEFAULT, ODD], ids=["default", "odd"])
+def test_logmel_matches_librosa(cfg: LogMelConfig) -> None:
+    y = noise_and_tones(cfg.sample_rate, 3.0)
+    expected = librosa_logmel(y, cfg)
+
+    exact = LogMelExtractor(LogMelConfig(**{**cfg.to_dict(), "dtype": "float32"}))(y)
+    assert exact.shape == expected.shape == (cfg.n_mels, cfg.n_frames(y.size))
+    assert exact.dtype == np.float32
+    loud = expected > -80
+    assert loud.mean() > 0.9
+    assert np.abs(exact - expected)[loud].max() <= TOL_DB_FLOAT32
+
+    stored = LogMelExtractor(cfg)(y)
+    assert stored.dtype == np.float16
+    assert stored.flags.c_contiguous
+    assert np.abs(stored.astype(np.float32) - expected).max() <= TOL_DB_FLOAT16
+
+
+# Largest decoding error each format may add, from its quantisation step.
+FORMAT_ATOL = {
+    "PCM_U8": 2.0**-7,
+    "PCM_16": 2.0**-15,
+    "PCM_24": 2.0**-23,
+    "PCM_32": 1e-7,  # below float32 resolution near 0.5: the read is the limit
+    "FLOAT": 0.0,
+}
+
+
+@pytest.mark.parametrize("subtype", sorted(FORMAT_ATOL))
+def test_decodes_wav_formats(tmp_path: Path, subtype: str) -> None:
+    y = 0.5 * noise_and_tones(44100, 0.25)
+    path = tmp_path / f"clip_{subtype}.wav"
+    sf.write(path, y, 44100, subtype=subtype)
+
+    audio, info = load_audio(path, 44100)
+
+    assert audio.dtype == np.float32 and audio.ndim == 1 and audio.flags.c_contiguous
+    assert audio.shape == y.shape
+    np.testing.assert_allclose(audio, y, rtol=0, atol=FORMAT_ATOL[subtype])
+    assert info == probe_audio(path)
+    assert (info.sample_rate, info.channels, info.duration_s) == (44100, 1, 0.25)
+
+
+def test_stereo_is_downmixed_to_mean(tmp_path: Path) -> None:
+    left, right = noise_and_tones(44100, 0.2, seed=1), noise_and_tones(44100, 0.2, seed=2)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], axis=1), 44100, subtype="FLOAT")
+
+    audio, info = load_audio(path, 44100)
+
+    assert info.channels == 2
+    np.testing.assert_allclose(audio, (left + right) / 2, rtol=0, atol=1e-7)
+
+
+def test_resampling_keeps_length_and_pitch(tmp_path: Path) -> None:
+    sr_in, sr_out = 22050, 44100
+    t = np.arange(sr_in) / sr_in
+    path = tmp_path / "tone_22k.wav"
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), sr_in)
+
+    audio, info = load_audio(path, sr_out)
+
+    assert info.sample_rate == sr_in and info.duration_s == 1.0
+    assert abs(audio.size - sr_out) <= 1
+    spectrum = np.abs(np.fft.rfft(audio))
+    peak_hz = np.fft.rfftfreq(audio.size, d=1.0 / sr_out)[spectrum.argmax()]
+    assert abs(peak_hz - 1000) <= 1.0
+
+
+def test_clip_shorter_than_a_window_is_padded(tmp_path: Path) -> None:
+    path = tmp_path / "blip.wav"
+    n = 300  # ~7 ms
+    sf.write(path, noise_and_tones(44100, n / 44100), 44100)
+
+    audio, _ = load_audio(path, DEFAULT.sample_rate)
+    out = LogMelExtractor(DEFAULT)(audio)
+
+    assert audio.size == n
+    assert out.shape == (DEFAULT.n_mels, DEFAULT.n_frames(n))
+    assert np.isfinite(out).all()
+
+
+def test_silent_clip_is_floored_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(44100, dtype=np.float32), 44100)
+
+    out = LogMelExtractor(DEFAULT)(load_audio(path, DEFAULT.sample_rate)[0])
+
+    assert (out == -100).all()
+
+
+def test_long_low_rate_clip(tmp_path: Path) -> None:
+    sr_in, seconds = 8000, 60
+    path = tmp_path / "long.wav"
+    sf.write(path, noise_and_tones(sr_in, seconds), sr_in)
+
+    audio, info = load_audio(path, DEFAULT.sample_rate)
+    out = LogMelExtractor(DEFAULT)(audio)
+
+    assert info.duration_s == seconds
+    assert abs(audio.size - seconds * DEFAULT.sample_rate) <= 1
+    assert out.shape == (DEFAULT.n_mels, DEFAULT.n_frames(audio.size))
+
+
+def _empty(path: Path) -> None:
+    path.touch()
+
+
+def _text(path: Path) -> None:
+    path.write_text("this is not audio\n")
+
+
+def _truncated(path: Path) -> None:
+    sf.write(path, noise_and_tones(44100, 0.5), 44100, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _nan(path: Path) -> None:
+    y = noise_and_tones(44100, 0.1)
+    y[100] = np.nan
+    sf.write(path, y, 44100, subtype="FLOAT")
+
+
+def _missing(path: Path) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (_empty, "empty file"),
+        (_text, "not a readable audio file"),
+        (_truncated, "truncated"),
+        (_nan, "NaN"),
+        (_missing, "not found"),
+    ],
+    ids=["empty", "text", "truncated", "nan", "missing"],
+)
+def test_bad_files_raise_one_line_fat_error(tmp_path: Path, make, reason: str) -> None:
+    path = tmp_path / "bad_clip.wav"
+    make(path)
+
+    with pytest.raises(FatError) as caught:
+        load_audio(path, 44100)
+
+    message = str(caught.value)
+    assert "bad_clip.wav" in message and reason in message
+    assert "\n" not in message
+    if make is not _nan:  # NaNs are only found by decoding, which probing skips
+        with pytest.raises(FatError, match="bad_clip.wav"):
+            probe_audio(path)
