@@ -41,6 +41,7 @@ class FeaturizeSummary:
     already_committed: int = 0
     skipped: list[SkippedClip] = field(default_factory=list)
     seconds: float = 0.0
+    startup_seconds: float = 0.0  # until the first clip came back: workers start, imports
     audio_seconds: float = 0.0
     errors_csv: Path | None = None
 
@@ -203,6 +204,8 @@ def featurize_split(
             for clip_id, features, info, error in _results(
                 tasks, cfg, min(workers, len(tasks) or 1)
             ):
+                if not summary.startup_seconds:
+                    summary.startup_seconds = time.perf_counter() - started
                 bar.update(1)
                 if error is not None:
                     path = str(data_dir / layout.folder / clip_id)

@@ -142,6 +142,8 @@ class Split:
         self.checksums: np.ndarray = index["checksums"]
         self._stats: tuple[np.ndarray, np.ndarray] | None = index["stats"]
         self._position = {clip_id: i for i, clip_id in enumerate(self.clip_ids)}
+        self._offset_list: list[int] = self.offsets.tolist()
+        self._length_list: list[int] = self.lengths.tolist()
 
     @classmethod
     def open(cls, backend: Backend, name: str) -> "Split":
@@ -228,25 +230,26 @@ class Split:
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Raw stored frames [start, stop) of the concatenated array, (rows, n_mels)."""
-        return np.asarray(self._frames[start:stop])
+        return self._frames[start:stop]  # numpy, zarr and h5py all return an ndarray
 
     def read(self, clip: int | str) -> np.ndarray:
         """A whole clip as (n_mels, n_frames) in the store dtype."""
         i = self.index_of(clip)
-        start = self.offsets[i]
-        return self.read_rows(start, start + self.lengths[i]).T
+        start = self._offset_list[i]
+        return self._frames[start : start + self._length_list[i]].T
 
     def read_crop(self, clip: int | str, start: int, length: int) -> np.ndarray:
         """Frames [start, start + length) of a clip as (n_mels, length); touches only the chunks
         holding them. The crop must lie inside the clip (padding is the caller's policy)."""
-        i = self.index_of(clip)
-        n = int(self.lengths[i])
-        if start < 0 or length <= 0 or start + length > n:
+        # The hot path of training: Python ints from lists, no numpy scalars, no extra copies.
+        i = clip if type(clip) is int and 0 <= clip < self.n_clips else self.index_of(clip)
+        if start < 0 or length <= 0 or start + length > self._length_list[i]:
             raise FatError(
-                f"crop [{start}, {start + length}) outside clip {self.clip_ids[i]!r} of {n} frames"
+                f"crop [{start}, {start + length}) outside clip {self.clip_ids[i]!r} "
+                f"of {self._length_list[i]} frames"
             )
-        first = self.offsets[i] + start
-        return self.read_rows(first, first + length).T
+        first = self._offset_list[i] + start
+        return self._frames[first : first + length].T
 
     def iter_blocks(self, rows: int = 1 << 16) -> Iterator[tuple[int, np.ndarray]]:
         """The committed frames in large sequential blocks: (first row, block)."""
