@@ -214,12 +214,12 @@ def _run_writer(path: Path, n_clips: int, kill_after_commits: int | None, delay:
 @pytest.mark.parametrize("fmt", ["zarr", "h5"])
 def test_sigkill_during_appends_leaves_a_valid_store_and_rerun_completes(tmp_path, fmt):
     path = tmp_path / f"kill.{fmt}"
-    n_clips = 150
+    n_clips = 600  # far more than four short runs can write, so every run is killed mid-way
     rng = np.random.default_rng(7)
     previous = 0
     kills = 0
     for _ in range(4):
-        code = _run_writer(path, n_clips, int(rng.integers(1, 6)), float(rng.uniform(0, 0.03)))
+        code = _run_writer(path, n_clips, int(rng.integers(1, 6)), float(rng.uniform(0, 0.01)))
         if code == 0:
             break
         assert code == -signal.SIGKILL

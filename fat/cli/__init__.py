@@ -26,11 +26,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from fat.cli.demo import demo, demo_data
     from fat.cli.featurize import featurize
     from fat.cli.store import store
 
-    main.add_command(store)
-    main.add_command(featurize)
+    for command in (store, featurize, demo_data, demo):
+        main.add_command(command)
 
 
 _register()
