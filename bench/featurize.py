@@ -13,12 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from fat.config import LogMelConfig
+from fat.featurize.reference import librosa_logmel
 from fat.featurize.run import featurize_split
 from fat.labels import official_vocabulary
 
@@ -47,24 +47,8 @@ def librosa_loop(folder: Path, cfg: LogMelConfig) -> float:
     t0 = time.perf_counter()
     with threadpool_limits(1):
         for path in sorted(folder.glob("*.wav")):
-            audio, sr = sf.read(path, dtype="float32", always_2d=True)
-            mel = librosa.feature.melspectrogram(
-                y=audio.mean(axis=1),
-                sr=sr,
-                n_fft=cfg.n_fft,
-                hop_length=cfg.hop_length,
-                win_length=cfg.win_length,
-                window="hann",
-                center=True,
-                pad_mode="constant",
-                power=cfg.power,
-                n_mels=cfg.n_mels,
-                fmin=cfg.fmin,
-                fmax=cfg.fmax,
-                htk=False,
-                norm="slaney",
-            )
-            librosa.power_to_db(mel, ref=1.0, amin=cfg.amin, top_db=None).astype(np.float16)
+            audio, _ = sf.read(path, dtype="float32", always_2d=True)
+            librosa_logmel(audio.mean(axis=1), cfg).astype(np.float16)
     return time.perf_counter() - t0
 
 

@@ -11,6 +11,7 @@ from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.featurize.audio import load_audio, probe_audio
 from fat.featurize.logmel import LogMelExtractor, mel_filterbank
+from fat.featurize.reference import librosa_logmel
 
 # float32 computation vs librosa (itself float32), over bins louder than -80 dB: quieter bins
 # are dominated by FFT round-off in both implementations. Measured ~6e-5 dB.
@@ -38,26 +39,6 @@ def noise_and_tones(sample_rate: int, seconds: float, seed: int = 0) -> np.ndarr
     y = 0.05 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 440 * t)
     y += 0.1 * np.sin(2 * np.pi * 3000 * t)
     return y.astype(np.float32)
-
-
-def librosa_logmel(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
-    mel = librosa.feature.melspectrogram(
-        y=y,
-        sr=cfg.sample_rate,
-        n_fft=cfg.n_fft,
-        hop_length=cfg.hop_length,
-        win_length=cfg.win_length,
-        window="hann",
-        center=True,
-        pad_mode="constant",
-        power=2.0,
-        n_mels=cfg.n_mels,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        htk=False,
-        norm="slaney",
-    )
-    return librosa.power_to_db(mel, ref=1.0, amin=cfg.amin, top_db=None)
 
 
 @pytest.mark.parametrize("cfg", [DEFAULT, ODD], ids=["default", "odd"])
