@@ -132,6 +132,7 @@ class Split:
         self._backend = backend
         self.meta = meta
         self._frames = frames
+        self._index = index  # shared as-is by the in-memory copy `load()` makes
         self.n_clips: int = index["n_clips"]
         self.n_frames: int = index["n_frames"]
         self.offsets: np.ndarray = index["offsets"]
@@ -290,18 +291,7 @@ class Split:
         frames = np.empty((self.n_frames, self.feature_config.n_mels), self.feature_config.dtype)
         for lo, block in self.iter_blocks():
             frames[lo : lo + len(block)] = block
-        index = {
-            "n_clips": self.n_clips,
-            "n_frames": self.n_frames,
-            "offsets": self.offsets,
-            "lengths": self.lengths,
-            "clip_ids": self.clip_ids,
-            "labels": self.labels,
-            "source": self.source,
-            "checksums": self.checksums,
-            "stats": self._stats,
-        }
-        return Split(None, self.meta, frames, index)
+        return Split(None, self.meta, frames, self._index)
 
     def verify(
         self, check_data: bool = True, progress: Callable[[int], None] | None = None
