@@ -28,9 +28,11 @@ def main() -> None:
 def _register() -> None:
     from fat.cli.demo import demo, demo_data
     from fat.cli.featurize import featurize
+    from fat.cli.predict import evaluate, predict
     from fat.cli.store import store
+    from fat.cli.train import train
 
-    for command in (store, featurize, demo_data, demo):
+    for command in (store, featurize, train, predict, evaluate, demo_data, demo):
         main.add_command(command)
 
 

@@ -1,0 +1,113 @@
+"""`fat predict` and `fat evaluate`: a trained run applied to a store split."""
+
+from pathlib import Path
+
+import click
+import numpy as np
+from tqdm import tqdm
+
+_RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
+_CHECKPOINT = click.option(
+    "--checkpoint", type=click.Choice(["best", "last", "swa"]), default="best", show_default=True
+)
+_STORE = click.option(
+    "--store", type=click.Path(path_type=Path), default=None, help="Default: the run's store."
+)
+_TTA = click.option(
+    "--tta",
+    type=click.Choice(["mean", "max"]),
+    default="mean",
+    show_default=True,
+    help="How a clip's sliding windows are combined.",
+)
+_OVERLAP = click.option("--overlap", default=0.5, show_default=True, help="Window overlap.")
+_DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+
+
+def _score(run, split, clips, device_name, tta, overlap, quiet, what):
+    from fat.train.loop import pick_device
+    from fat.train.predict import predict_split
+
+    with tqdm(total=len(clips), desc=what, unit="clip", disable=quiet) as bar:
+        return predict_split(
+            run, split, pick_device(device_name), clips, tta, overlap, progress=bar.update
+        )
+
+
+@click.command()
+@_RUN
+@_CHECKPOINT
+@_STORE
+@click.option("--split", default="test", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Submission CSV (default RUN/submission_<split>.csv).",
+)
+@_TTA
+@_OVERLAP
+@_DEVICE
+@click.option("--quiet", is_flag=True)
+def predict(run, checkpoint, store, split, out, tta, overlap, device, quiet) -> None:
+    """Write Kaggle-format clip probabilities for every clip of a split."""
+    from fat.train.checkpoint import load_trained_model
+    from fat.train.predict import open_split_for, write_submission
+
+    trained = load_trained_model(run, checkpoint)
+    data = open_split_for(trained, store or trained.config.store, split)
+    probs = _score(trained, data, np.arange(len(data)), device, tta, overlap, quiet, "predict")
+    out = out or Path(run) / f"submission_{split}.csv"
+    write_submission(out, data.clip_ids, trained.vocabulary, probs)
+    click.echo(f"wrote {out}: {len(data)} clips x {len(trained.vocabulary)} classes")
+
+
+@click.command()
+@_RUN
+@_CHECKPOINT
+@_STORE
+@click.option(
+    "--split",
+    default="val",
+    show_default=True,
+    help="A store split with labels, or 'val': the run's own hold-out per split.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for summary.json and per_class.csv (default RUN/eval/<split>).",
+)
+@_TTA
+@_OVERLAP
+@_DEVICE
+@click.option("--worst", default=10, show_default=True, help="Classes listed in the table.")
+@click.option("--quiet", is_flag=True)
+def evaluate(run, checkpoint, store, split, out, tta, overlap, device, worst, quiet) -> None:
+    """lwlrap overall and per class, the worst classes and what they are confused with."""
+    from fat.train.checkpoint import load_trained_model
+    from fat.train.predict import evaluate_scores, open_split_for, validation_clips
+
+    trained = load_trained_model(run, checkpoint)
+    store = store or trained.config.store
+    names = list(trained.config.train_splits) if split == "val" else [split]
+    parts = {}
+    for name in names:
+        data = open_split_for(trained, store, name)
+        clips = validation_clips(trained, data) if split == "val" else np.arange(len(data))
+        probs = _score(trained, data, clips, device, tta, overlap, quiet, f"evaluate {name}")
+        parts[name] = (data.labels[clips].astype(np.float64), probs)
+    result = evaluate_scores(parts, trained.vocabulary)
+    out = out or Path(run) / "eval" / split
+    result.write(out, {"run": str(run), "checkpoint": checkpoint, "split": split, "tta": tta})
+    click.echo(f"lwlrap {result.subsets['all'].overall:.4f} on {len(result.truth)} clips ({split})")
+    for name, subset in result.subsets.items():
+        if name != "all":
+            click.echo(f"  {name}: {subset.overall:.4f}")
+    rows = result.per_class_rows()[:worst]
+    if rows:
+        click.echo(f"{'class':<36} {'lwlrap':>7} {'n':>4}  most confused with")
+        for r in rows:
+            confused = r["confused_with"].replace(";", ", ")
+            click.echo(f"{r['class']:<36} {r['lwlrap']:>7.3f} {r['positives']:>4}  {confused}")
+    click.echo(f"wrote {out / 'summary.json'} and {out / 'per_class.csv'}")

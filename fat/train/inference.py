@@ -1,0 +1,68 @@
+"""Whole-clip scores from a crop-trained model: sliding windows over the full length."""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from fat.store import Split
+from fat.train.data import Normalizer, gather_crops
+
+
+def window_starts(length: int, crop: int, hop: int) -> list[int]:
+    """Window starts covering [0, length): every `hop`, plus one flush with the end."""
+    if length <= crop:
+        return [0]
+    starts = list(range(0, length - crop + 1, hop))
+    if starts[-1] != length - crop:
+        starts.append(length - crop)
+    return starts
+
+
+@torch.no_grad()
+def score_clips(
+    model: torch.nn.Module,
+    split: Split,
+    clips: np.ndarray,
+    crop_frames: int,
+    device: torch.device,
+    normalizer: Normalizer | None = None,
+    overlap: float = 0.5,
+    tta: str = "mean",
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Probabilities (len(clips), n_classes): each clip's windows scored and reduced by `tta`
+    (mean or max over windows). `normalizer` is None when the split is already normalised
+    (the in-RAM training copy); a raw split from a store needs the run's normalizer.
+    `progress` is called with the number of clips finished."""
+    hop = max(1, int(round(crop_frames * (1 - overlap))))
+    owner, clip_of, start_of = [], [], []
+    for k, c in enumerate(np.asarray(clips).tolist()):
+        for s in window_starts(int(split.lengths[c]), crop_frames, hop):
+            owner.append(k)
+            clip_of.append(c)
+            start_of.append(s)
+    owner_arr = np.array(owner, np.int64)
+    clip_arr, start_arr = np.array(clip_of, np.int64), np.array(start_of, np.int64)
+    n_classes = split.labels.shape[1]
+    total = np.zeros((len(clips), n_classes))
+    best = np.zeros((len(clips), n_classes))
+    counts = np.bincount(owner_arr, minlength=len(clips))
+    was_training = model.training
+    model.eval()
+    done = 0
+    for lo in range(0, len(owner_arr), batch_size):
+        sl = slice(lo, lo + batch_size)
+        x = gather_crops(split, clip_arr[sl], start_arr[sl], crop_frames, "wrap", normalizer)
+        probs = torch.sigmoid(model(torch.from_numpy(x).to(device).float())).double().cpu().numpy()
+        np.add.at(total, owner_arr[sl], probs)
+        np.maximum.at(best, owner_arr[sl], probs)
+        if progress is not None:
+            end = min(lo + batch_size, len(owner_arr))
+            # owner_arr[end] is the first clip with windows left; every clip before it is done.
+            finished = len(clips) if end == len(owner_arr) else int(owner_arr[end])
+            progress(finished - done)
+            done = finished
+    model.train(was_training)
+    return total / np.maximum(counts, 1)[:, None] if tta == "mean" else best

@@ -1,0 +1,110 @@
+"""fat predict / fat evaluate on a real tiny run: submission format, metric equality, refusals."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import SMALL_CONFIG, build_store, synthetic_clip
+
+from fat.cli import main
+from fat.config import LogMelConfig
+from fat.labels import official_vocabulary
+from fat.metrics import lwlrap, lwlrap_details
+from fat.store import open_store
+from fat.train.checkpoint import load_trained_model
+from fat.train.config import TrainConfig
+from fat.train.inference import score_clips, window_starts
+from fat.train.loop import train
+from fat.train.predict import most_confused
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("predict")
+    store = root / "features.zarr"
+    build_store(store, 40, split="curated")
+    build_store(store, 12, split="test")
+    cfg = TrainConfig(
+        store=str(store),
+        out=str(root / "run"),
+        width=0.0625,
+        epochs=1,
+        batch_size=8,
+        crop_frames=32,
+        seed=1,
+    )
+    train(cfg, progress=False)
+    return store, root / "run"
+
+
+def test_window_starts_cover_the_clip():
+    assert window_starts(20, 32, 16) == [0]
+    assert window_starts(100, 32, 16) == [0, 16, 32, 48, 64, 68]
+    assert window_starts(64, 32, 16) == [0, 16, 32]
+
+
+def test_predict_writes_a_kaggle_submission(trained_run, tmp_path):
+    store, run = trained_run
+    out = tmp_path / "submission.csv"
+    result = CliRunner().invoke(main, ["predict", str(run), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    sub = pd.read_csv(out)
+    vocab = official_vocabulary()
+    assert list(sub.columns) == ["fname", *vocab] and sub.shape == (12, 81)
+    test = open_store(store).split("test")
+    assert sorted(sub["fname"]) == sorted(test.clip_ids)
+    probs = sub[list(vocab)].to_numpy()
+    assert np.all((probs >= 0) & (probs <= 1)) and np.isfinite(probs).all()
+    # The same numbers as scoring in-process with the run's model and normalizer.
+    trained = load_trained_model(run)
+    direct = score_clips(
+        trained.model, test, np.arange(12), 32, torch.device("cpu"), trained.normalizer
+    )
+    assert np.allclose(probs, direct, atol=2e-6)
+    maxed = tmp_path / "max.csv"
+    CliRunner().invoke(main, ["predict", str(run), "--out", str(maxed), "--tta", "max", "--quiet"])
+    assert np.all(pd.read_csv(maxed)[list(vocab)].to_numpy() >= probs - 1e-6)
+
+
+def test_evaluate_matches_the_metric(trained_run, tmp_path):
+    store, run = trained_run
+    sub = tmp_path / "s.csv"
+    CliRunner().invoke(main, ["predict", str(run), "--out", str(sub), "--quiet"])
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        main, ["evaluate", str(run), "--split", "test", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    test = open_store(store).split("test")
+    probs = pd.read_csv(sub).set_index("fname").loc[test.clip_ids].to_numpy()
+    assert summary["lwlrap"] == pytest.approx(lwlrap(test.labels, probs), abs=1e-5)
+    per_class = pd.read_csv(out / "per_class.csv")
+    details = lwlrap_details(test.labels, probs)
+    assert len(per_class) == int((details.weights > 0).sum())
+    assert per_class["lwlrap"].is_monotonic_increasing  # worst first
+    assert f"{summary['lwlrap']:.4f}" in result.output
+    val = CliRunner().invoke(main, ["evaluate", str(run), "--quiet"])
+    assert val.exit_code == 0 and (run / "eval" / "val" / "summary.json").exists()
+
+
+def test_most_confused_counts_outranking_classes():
+    truth = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]])
+    scores = np.array([[0.2, 0.9, 0.1], [0.3, 0.5, 0.4], [0.1, 0.8, 0.9]])
+    assert most_confused(truth, scores, 0) == [1, 2]
+
+
+def test_predict_refuses_other_features(trained_run, tmp_path):
+    _, run = trained_run
+    other = tmp_path / "other.zarr"
+    with open_store(other, "a") as s:
+        cfg = LogMelConfig(n_mels=16, hop_length=512)
+        with s.writer("test", cfg, official_vocabulary()) as w:
+            w.add(synthetic_clip(0))
+    result = CliRunner().invoke(main, ["predict", str(run), "--store", str(other), "--quiet"])
+    assert result.exit_code == 1 and "hop_length" in result.output
+    assert SMALL_CONFIG.hop_length == 347
