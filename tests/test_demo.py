@@ -1,5 +1,7 @@
 import csv
+import json
 
+import pandas as pd
 from click.testing import CliRunner
 from PIL import Image
 
@@ -30,12 +32,27 @@ def test_demo_data_layout_is_fsdkaggle2019_and_deterministic(tmp_path):
 def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(
-        main, ["demo", "--out", str(out), "--scale", "0.05", "--workers", "1"]
+        main, ["demo", "--out", str(out), "--scale", "0.1", "--workers", "1", "--epochs", "2"]
     )
     assert result.exit_code == 0, result.output
     assert "store verified OK" in result.output
     with open_store(out / "features.zarr") as store:
         assert store.splits() == ["curated", "noisy", "test"]
-        assert store.split("test").meta.labelled and store.split("noisy").n_clips == 12
+        assert store.split("test").meta.labelled and store.split("noisy").n_clips == 24
+        test_ids = store.split("test").clip_ids
+        problems, _ = store.verify()
+        assert problems == []
     with Image.open(out / "figures" / "clip.png") as image:
         assert image.size[0] > 600
+    run = out / "runs" / "cnn"
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2] and metrics["train_loss"].notna().all()
+    submission = pd.read_csv(out / "submission.csv")
+    assert submission.shape == (len(test_ids), 81)
+    assert sorted(submission["fname"]) == sorted(test_ids)
+    summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
+    assert 0 <= summary["lwlrap"] <= 1 and summary["n_clips"] == len(test_ids)
+    assert f"test lwlrap {summary['lwlrap']:.3f}" in result.output
+    index = (out / "report" / "index.md").read_text()
+    for png in ("lwlrap.png", "loss.png", "lr.png", "grad_norms.png"):
+        assert png in index and (out / "report" / png).exists()

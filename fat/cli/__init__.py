@@ -28,11 +28,22 @@ def main() -> None:
 def _register() -> None:
     from fat.cli.demo import demo, demo_data
     from fat.cli.featurize import featurize
-    from fat.cli.predict import evaluate, predict
+    from fat.cli.predict import evaluate, predict, select_noisy
+    from fat.cli.report import report
     from fat.cli.store import store
     from fat.cli.train import train
 
-    for command in (store, featurize, train, predict, evaluate, demo_data, demo):
+    for command in (
+        store,
+        featurize,
+        train,
+        predict,
+        evaluate,
+        report,
+        select_noisy,
+        demo_data,
+        demo,
+    ):
         main.add_command(command)
 
 

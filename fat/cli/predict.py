@@ -1,5 +1,6 @@
-"""`fat predict` and `fat evaluate`: a trained run applied to a store split."""
+"""`fat predict`, `fat evaluate`, `fat select-noisy`: a trained run applied to a store split."""
 
+import json
 from pathlib import Path
 
 import click
@@ -100,7 +101,11 @@ def evaluate(run, checkpoint, store, split, out, tta, overlap, device, worst, qu
     result = evaluate_scores(parts, trained.vocabulary)
     out = out or Path(run) / "eval" / split
     result.write(out, {"run": str(run), "checkpoint": checkpoint, "split": split, "tta": tta})
-    click.echo(f"lwlrap {result.subsets['all'].overall:.4f} on {len(result.truth)} clips ({split})")
+    chance = json.loads((out / "summary.json").read_text())["chance_lwlrap"]
+    click.echo(
+        f"lwlrap {result.subsets['all'].overall:.4f} on {len(result.truth)} clips ({split}); "
+        f"random scores would get {chance:.4f}"
+    )
     for name, subset in result.subsets.items():
         if name != "all":
             click.echo(f"  {name}: {subset.overall:.4f}")
@@ -111,3 +116,35 @@ def evaluate(run, checkpoint, store, split, out, tta, overlap, device, worst, qu
             confused = r["confused_with"].replace(";", ", ")
             click.echo(f"{r['class']:<36} {r['lwlrap']:>7.3f} {r['positives']:>4}  {confused}")
     click.echo(f"wrote {out / 'summary.json'} and {out / 'per_class.csv'}")
+
+
+@click.command("select-noisy")
+@_RUN
+@_CHECKPOINT
+@_STORE
+@click.option(
+    "--min-lwlrap",
+    default=0.5,
+    show_default=True,
+    help="Keep noisy clips whose own labels rank at least this well.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Clip list file.")
+@_DEVICE
+@click.option("--quiet", is_flag=True)
+def select_noisy(run, checkpoint, store, min_lwlrap, out, device, quiet) -> None:
+    """Score the noisy split with a run and list the clips whose labels it agrees with
+    (for `fat train --noisy-clips FILE`)."""
+    from fat.train.checkpoint import load_trained_model
+    from fat.train.predict import open_split_for, select_agreeing_clips
+
+    trained = load_trained_model(run, checkpoint)
+    data = open_split_for(trained, store or trained.config.store, "noisy")
+    probs = _score(trained, data, np.arange(len(data)), device, "mean", 0.5, quiet, "score noisy")
+    kept, agreement = select_agreeing_clips(data.clip_ids, data.labels, probs, min_lwlrap)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# fat select-noisy {run} --min-lwlrap {min_lwlrap}: {len(kept)} of {len(data)}\n"
+    out.write_text(header + "".join(f"{c}\n" for c in kept))
+    click.echo(
+        f"kept {len(kept)} of {len(data)} noisy clips (median agreement "
+        f"{np.nanmedian(agreement):.3f}); wrote {out}"
+    )

@@ -34,6 +34,7 @@ from fat.train.data import TrainingData, load_training_data, read_clip_list
 from fat.train.inference import score_clips
 from fat.train.loaders import CropBatchSource, make_loader
 from fat.train.logs import CsvLog
+from fat.train.losses import lsoft_targets
 from fat.train.models import create_model
 from fat.train.schedule import lr_at
 
@@ -59,6 +60,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
+
+
+def tensorboard_writer(out: Path, enabled: bool):
+    """A TensorBoard writer into out/tensorboard when the tensorboard package is installed."""
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # optional: metrics.csv holds the same numbers
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def group_grad_norms(groups: list[tuple[str, torch.nn.Module]]) -> dict[str, torch.Tensor]:
@@ -212,6 +224,7 @@ def train(
     total_steps = steps_per_epoch * cfg.epochs
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     noisy_index = data.names.index("noisy") if "noisy" in data.names else -1
+    board = tensorboard_writer(out, lead)
 
     summary = None
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -256,9 +269,7 @@ def train(
             logits = net(x)
             target = y
             if cfg.noisy_loss == "lsoft":
-                # Lsoft: a noisy clip's target leans on the model's own belief by (1 - beta).
-                blend = (noisy * (1 - cfg.lsoft_beta))[:, None]
-                target = (1 - blend) * y + blend * torch.sigmoid(logits).detach()
+                target = lsoft_targets(y, logits, noisy, cfg.lsoft_beta)
             loss = F.binary_cross_entropy_with_logits(logits, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -331,6 +342,11 @@ def train(
                 **{f"grad_norm:{k}": float(v) / steps_per_epoch for k, v in grad_sum.items()},
             }
             metrics_log.write(row)
+            if board is not None:
+                for key, value in row.items():
+                    if isinstance(value, float) and key != "epoch":
+                        board.add_scalar(key.replace(":", "/"), value, epoch)
+                board.flush()
             for subset in ("all", "curated", "noisy"):
                 if result.get(subset) is not None:
                     details = result[subset]

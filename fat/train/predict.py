@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fat.errors import FatError
-from fat.metrics import LwlrapResult, lwlrap_details
+from fat.metrics import LwlrapResult, lwlrap, lwlrap_details
 from fat.store import Split, open_store
 from fat.train.checkpoint import TrainedModel
 from fat.train.data import stratified_holdout
@@ -128,6 +128,7 @@ class Evaluation:
             **extra,
             "n_clips": int(len(self.truth)),
             "lwlrap": self.subsets["all"].overall,
+            "chance_lwlrap": chance_lwlrap(self.truth),
             **{f"lwlrap_{k}": v.overall for k, v in self.subsets.items() if k != "all"},
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -137,6 +138,12 @@ class Evaluation:
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def chance_lwlrap(truth: np.ndarray, draws: int = 20, seed: int = 0) -> float:
+    """lwlrap of random scores on these labels (mean of `draws`): the floor to beat."""
+    rng = np.random.default_rng(seed)
+    return float(np.mean([lwlrap(truth, rng.random(truth.shape)) for _ in range(draws)]))
 
 
 def evaluate_scores(
@@ -151,3 +158,15 @@ def evaluate_scores(
     if len(parts) > 1:
         subsets.update({name: lwlrap_details(t, s) for name, (t, s) in parts.items()})
     return Evaluation(subsets, truth, scores, vocabulary)
+
+
+def select_agreeing_clips(
+    clip_ids: list[str], truth: np.ndarray, scores: np.ndarray, min_lwlrap: float
+) -> tuple[list[str], np.ndarray]:
+    """Clips whose labels the model agrees with: per-clip lwlrap (LRAP of its own labels
+    under the model's ranking) at least `min_lwlrap`. Returns (kept ids, every clip's score)."""
+    from fat.metrics import per_sample_lwlrap
+
+    agreement = per_sample_lwlrap(truth, scores)
+    keep = np.nan_to_num(agreement, nan=-1.0) >= min_lwlrap
+    return [c for c, k in zip(clip_ids, keep, strict=True) if k], agreement
