@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=300)
-    parser.add_argument("--disk-batches", type=int, default=40)
+    parser.add_argument("--disk-batches", type=int, default=150)
     parser.add_argument("--naive-crops", type=int, default=100)
     parser.add_argument("--widths", default="0.25,1.0")
     parser.add_argument("--train-steps", type=int, default=6)

@@ -139,6 +139,9 @@ class DaliLoader:
             py_start_method="spawn",
         )
         def pipeline():
+            # In parallel mode, batches computed ahead across the workers: DALI's default of 1
+            # would keep every worker but one idle.
+            ahead = {"prefetch_queue_depth": 2 * workers} if parallel else {}
             x, y, split = fn.external_source(
                 source=source,
                 num_outputs=3,
@@ -146,6 +149,7 @@ class DaliLoader:
                 batch_info=True,
                 parallel=parallel,
                 layout=["FT", None, None],
+                **ahead,
             )
             if on_gpu:
                 x, y, split = x.gpu(), y.gpu(), split.gpu()
