@@ -108,3 +108,52 @@ def test_predict_refuses_other_features(trained_run, tmp_path):
     result = CliRunner().invoke(main, ["predict", str(run), "--store", str(other), "--quiet"])
     assert result.exit_code == 1 and "hop_length" in result.output
     assert SMALL_CONFIG.hop_length == 347
+
+
+def test_gcnn_frame_outputs_cover_each_clip(trained_run, tmp_path):
+    store, _ = trained_run
+    cfg = TrainConfig(
+        store=str(store),
+        out=str(tmp_path / "gcnn"),
+        arch="gcnn",
+        width=0.0625,
+        epochs=1,
+        batch_size=8,
+        crop_frames=32,
+        seed=1,
+    )
+    train(cfg, progress=False)
+    frames = tmp_path / "frames.npz"
+    result = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            str(tmp_path / "gcnn"),
+            "--out",
+            str(tmp_path / "g.csv"),
+            "--frames",
+            str(frames),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    test = open_store(store).split("test")
+    with np.load(frames) as saved:
+        assert sorted(saved.files) == sorted(test.clip_ids)
+        for i, clip_id in enumerate(test.clip_ids):
+            f = saved[clip_id]
+            assert f.shape == (int(np.ceil(test.lengths[i] / 4)), 80)  # 4 input frames each
+            assert f.min() >= 0 and f.max() <= 1
+    cnn = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            str(trained_run[1]),
+            "--out",
+            str(tmp_path / "c.csv"),
+            "--frames",
+            str(tmp_path / "c.npz"),
+            "--quiet",
+        ],
+    )
+    assert cnn.exit_code == 1 and "no frame-level outputs" in cnn.output

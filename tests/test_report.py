@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -311,3 +312,23 @@ def test_garbled_files(tmp_path, name, content, reason):
     assert name in message and reason in message and "\n" not in message
     with pytest.raises(FatError, match=re.escape(name)):
         write_report([run], tmp_path / "out")
+
+
+def test_runs_repeated_over_seeds_are_compared(tmp_path):
+    runs = [
+        make_run(
+            tmp_path, f"{config}-s{seed}", "", seed=seed, splits=True, steps=False, evaluated=False
+        )[0]
+        for config in ("plain", "lsoft")
+        for seed in range(3)
+    ]
+    index = write_report(runs, tmp_path / "report")
+    text = index.read_text()
+    assert "## Comparison across seeds" in text and "comparison.png" in text
+    table = pd.read_csv(tmp_path / "report" / "comparison.csv")
+    assert list(table["config"]) == ["plain", "lsoft"] and list(table["seeds"]) == [3, 3]
+    finals = [load_run(r).metrics["val_lwlrap_curated"].iloc[-1] for r in runs[:3]]
+    assert table["mean"][0] == pytest.approx(np.mean(finals))
+    assert table["std"][0] == pytest.approx(np.std(finals, ddof=1))
+    with Image.open(tmp_path / "report" / "comparison.png") as image:
+        assert image.size[0] == 1000

@@ -902,6 +902,89 @@ def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
     return figures
 
 
+# A run folder named like "lsoft-s2" or "lsoft_seed2" is seed 2 of the configuration "lsoft".
+SEED_SUFFIX = re.compile(r"[-_]s(?:eed)?\d+$")
+
+
+def seed_groups(runs: Sequence[RunHistory]) -> dict[str, list[RunHistory]]:
+    """Runs grouped by folder name without its seed suffix, in first-seen order."""
+    groups: dict[str, list[RunHistory]] = {}
+    for run in runs:
+        groups.setdefault(SEED_SUFFIX.sub("", run.path.name), []).append(run)
+    return groups
+
+
+def final_value(run: RunHistory, metric: str) -> float:
+    values = _column(run.metrics, metric)
+    values = values.dropna() if values is not None else None
+    return math.nan if values is None or values.empty else float(values.iloc[-1])
+
+
+def group_summary(groups: dict[str, list[RunHistory]], metric: str) -> pd.DataFrame:
+    """Per configuration: seeds, mean, std (ddof 1), min and max of the final `metric`."""
+    rows = []
+    for name, runs in groups.items():
+        values = np.array([final_value(r, metric) for r in runs])
+        values = values[~np.isnan(values)]
+        rows.append(
+            {
+                "config": name,
+                "seeds": len(values),
+                "mean": values.mean() if len(values) else math.nan,
+                "std": values.std(ddof=1) if len(values) > 1 else math.nan,
+                "min": values.min() if len(values) else math.nan,
+                "max": values.max() if len(values) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_group_comparison(summary: pd.DataFrame, groups: dict, metric: str, path: Path) -> Path:
+    """Mean final `metric` per configuration with a +-1 std bar and each seed as a dot."""
+    n = len(summary)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(3.0, 1.2 + 0.45 * n)), layout="constrained")
+    y = np.arange(n)[::-1]
+    ax.barh(y, summary["mean"], xerr=summary["std"].fillna(0), color="#9ecae1", capsize=4)
+    for yi, name in zip(y, summary["config"], strict=True):
+        values = [final_value(r, metric) for r in groups[name]]
+        ax.plot(values, [yi] * len(values), "o", color="#08519c", markersize=4)
+    ax.set_yticks(y, summary["config"])
+    ax.set_xlabel(f"final {_METRIC_LABELS.get(metric, metric)} (bar: mean +- std; dots: seeds)")
+    ax.set_title(f"{metric} by configuration, same budget")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def _comparison_section(histories: list[RunHistory], out: Path) -> list[str]:
+    """A table and a chart comparing configurations across seeds, when runs repeat seeds."""
+    groups = seed_groups(histories)
+    if not any(len(g) > 1 for g in groups.values()):
+        return []
+    metric = (
+        "val_lwlrap_curated"
+        if all(not math.isnan(final_value(r, "val_lwlrap_curated")) for r in histories)
+        else "val_lwlrap"
+    )
+    summary = group_summary(groups, metric)
+    summary.to_csv(out / "comparison.csv", index=False)
+    lines = [
+        "## Comparison across seeds",
+        "",
+        f"Final-epoch `{metric}` per configuration (mean +- std over seeds; also comparison.csv).",
+        "",
+        "| configuration | seeds | mean | std | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in summary.itertuples():
+        lines.append(
+            f"| {_cell(row.config)} | {row.seeds} | {_fmt(row.mean)} | {_fmt(row.std)} "
+            f"| {_fmt(row.min)} | {_fmt(row.max)} |"
+        )
+    chart = plot_group_comparison(summary, groups, metric, out / "comparison.png")
+    lines += ["", f"![configurations compared]({_link(chart, out)})", ""]
+    return lines
+
+
 def write_report(
     runs: Sequence[Path], out: Path, clip_figures: Sequence[Path] | None = None
 ) -> Path:
@@ -976,11 +1059,13 @@ def write_report(
         )
     sections.append(("Clip predictions", clips))
 
+    comparison_lines = _comparison_section(histories, out)
     lines = [
         "# Training report",
         "",
         f"Runs: {names}.",
         "",
+        *comparison_lines,
         "## Runs",
         "",
         *_runs_table(histories),

@@ -49,10 +49,19 @@ def _score(run, split, clips, device_name, tta, overlap, quiet, what):
 @_TTA
 @_OVERLAP
 @_DEVICE
+@click.option(
+    "--frames",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write frame-level probabilities (models with frame outputs) to this .npz.",
+)
 @click.option("--quiet", is_flag=True)
-def predict(run, checkpoint, store, split, out, tta, overlap, device, quiet) -> None:
+def predict(run, checkpoint, store, split, out, tta, overlap, device, frames, quiet) -> None:
     """Write Kaggle-format clip probabilities for every clip of a split."""
+    from fat.errors import FatError
     from fat.train.checkpoint import load_trained_model
+    from fat.train.inference import frame_scores
+    from fat.train.loop import pick_device
     from fat.train.predict import open_split_for, write_submission
 
     trained = load_trained_model(run, checkpoint)
@@ -61,6 +70,18 @@ def predict(run, checkpoint, store, split, out, tta, overlap, device, quiet) -> 
     out = out or Path(run) / f"submission_{split}.csv"
     write_submission(out, data.clip_ids, trained.vocabulary, probs)
     click.echo(f"wrote {out}: {len(data)} clips x {len(trained.vocabulary)} classes")
+    if frames is not None:
+        dev = pick_device(device)
+        per_clip = {}
+        for i in tqdm(range(len(data)), desc="frames", unit="clip", disable=quiet):
+            f = frame_scores(
+                trained.model, data, i, trained.config.crop_frames, dev, trained.normalizer
+            )
+            if f is None:
+                raise FatError(f"arch {trained.config.arch!r} has no frame-level outputs")
+            per_clip[data.clip_ids[i]] = f.astype(np.float32)
+        np.savez_compressed(frames, **per_clip)
+        click.echo(f"wrote {frames}: frame probabilities (T', classes) per clip")
 
 
 @click.command()

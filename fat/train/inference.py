@@ -66,3 +66,39 @@ def score_clips(
             done = finished
     model.train(was_training)
     return total / np.maximum(counts, 1)[:, None] if tta == "mean" else best
+
+
+@torch.no_grad()
+def frame_scores(
+    model: torch.nn.Module,
+    split: Split,
+    clip: int,
+    crop_frames: int,
+    device: torch.device,
+    normalizer: Normalizer | None = None,
+    overlap: float = 0.5,
+) -> np.ndarray | None:
+    """Frame-level class probabilities over a whole clip, (T', n_classes) at the model's frame
+    rate, overlapping windows averaged; None for models without frame outputs."""
+    length = int(split.lengths[clip])
+    hop = max(1, int(round(crop_frames * (1 - overlap))))
+    starts = window_starts(length, crop_frames, hop)
+    n = len(starts)
+    x = gather_crops(split, np.full(n, clip), np.array(starts), crop_frames, "wrap", normalizer)
+    was_training = model.training
+    model.eval()
+    _, frames = model.forward_frames(torch.from_numpy(x).to(device).float())
+    model.train(was_training)
+    if frames is None:
+        return None
+    frames = frames.double().cpu().numpy()  # (windows, T', C)
+    ratio = crop_frames / frames.shape[1]
+    out_len = max(1, int(np.ceil(length / ratio)))
+    total = np.zeros((out_len, frames.shape[2]))
+    count = np.zeros(out_len)
+    for s, f in zip(starts, frames, strict=True):
+        first = int(round(s / ratio))
+        span = min(len(f), out_len - first)
+        total[first : first + span] += f[:span]
+        count[first : first + span] += 1
+    return total / np.maximum(count, 1)[:, None]
