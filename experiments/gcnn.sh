@@ -12,4 +12,12 @@ for arch in gcnn_seed gcnn cnn; do
   rm -rf "$OUT/$arch"
   "$FAT" train "${COMMON[@]}" --arch "$arch" --out "$OUT/$arch"
 done
+# Which of the seed's settings kills the gradients: flip one at a time towards fat's default.
+ablate() { local name=$1; shift; rm -rf "$OUT/$name"
+           "$FAT" train "${COMMON[@]}" --arch gcnn_seed --out "$OUT/$name" "$@"; }
+ablate seed+log-pooling  --model-arg pooling=log
+ablate seed+gated-rnn    --model-arg rnn_gate=gated
+ablate seed+prior-bias   --model-arg prior_bias=true
+ablate seed+default-init --model-arg init=default
 "$FAT" report "$OUT/cnn" "$OUT/gcnn" "$OUT/gcnn_seed" --out "$OUT/report" --clips 1
+"$FAT" report "$OUT/gcnn_seed" "$OUT"/seed+* "$OUT/gcnn" --out "$OUT/ablation" --clips 0

@@ -6,6 +6,15 @@ from typing import Any
 from fat.errors import FatError
 
 
+def known_fields(cls, values: dict[str, Any], what: str) -> dict[str, Any]:
+    """`values` if every key is a field of dataclass `cls`, else FatError naming the others
+    (a saved config from another version must not load silently wrong)."""
+    unknown = set(values) - {f.name for f in fields(cls)}
+    if unknown:
+        raise FatError(f"unknown {what} keys: {sorted(unknown)}")
+    return dict(values)
+
+
 @dataclass(frozen=True)
 class LogMelConfig:
     """Log-mel spectrogram settings; defaults follow the strong FAT2019 solutions.
@@ -63,11 +72,7 @@ class LogMelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "LogMelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise FatError(f"unknown feature config keys: {sorted(unknown)}")
-        return cls(**values)
+        return cls(**known_fields(cls, values, "feature config"))
 
     def differences(self, other: "LogMelConfig") -> list[str]:
         """Human-readable `name: mine != theirs` for every differing setting."""

@@ -12,6 +12,25 @@ from fat.config import LogMelConfig  # noqa: E402
 from fat.melscale import mel_band_edges_hz  # noqa: E402
 
 
+def draw_logmel(ax, features: np.ndarray, cfg: LogMelConfig):
+    """A log-mel (n_mels, n_frames) on `ax`: time in seconds, mel bands labelled in Hz.
+    Returns the image, for a colour bar."""
+    seconds = features.shape[1] / cfg.frames_per_second
+    image = ax.imshow(
+        features,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0, seconds, 0, cfg.n_mels),
+        interpolation="nearest",
+    )
+    centres = mel_band_edges_hz(cfg)[1:-1]
+    ticks = np.unique(np.linspace(0, cfg.n_mels - 1, min(6, cfg.n_mels)).astype(int))
+    ax.set_yticks(ticks + 0.5, labels=[f"{centres[t]:.0f}" for t in ticks])
+    ax.set_ylabel("frequency (Hz, mel scale)")
+    return image
+
+
 def plot_logmel(
     features: np.ndarray,
     cfg: LogMelConfig,
@@ -34,18 +53,7 @@ def plot_logmel(
         gridspec_kw={"height_ratios": [3] + [2] * (rows - 1)},
     )
     ax = axes[0, 0]
-    image = ax.imshow(
-        features,
-        origin="lower",
-        aspect="auto",
-        cmap="magma",
-        extent=(0, seconds, 0, cfg.n_mels),
-    )
-    centres = mel_band_edges_hz(cfg)[1:-1]
-    ticks = np.linspace(0, cfg.n_mels - 1, 6).astype(int)
-    ax.set_yticks(ticks + 0.5)
-    ax.set_yticklabels([f"{centres[t]:.0f}" for t in ticks])
-    ax.set_ylabel("frequency (Hz, mel scale)")
+    image = draw_logmel(ax, features, cfg)
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, label="dB", pad=0.01)
     if overlay is not None:

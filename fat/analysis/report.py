@@ -38,7 +38,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fat.config import LogMelConfig  # noqa: E402
 from fat.errors import FatError  # noqa: E402
-from fat.melscale import mel_band_edges_hz  # noqa: E402
+from fat.plots import draw_logmel  # noqa: E402
 
 DPI = 100
 WIDTH_IN = 10.0  # every figure is 1000 px wide
@@ -674,18 +674,7 @@ def plot_clip_prediction(
     # exactly the same width and their time axes line up.
     grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[50, 1])
     spec_ax = fig.add_subplot(grid[0, 0])
-    image = spec_ax.imshow(
-        features,
-        origin="lower",
-        aspect="auto",
-        cmap="magma",
-        extent=(0, seconds, 0, cfg.n_mels),
-        interpolation="nearest",
-    )
-    centres = mel_band_edges_hz(cfg)[1:-1]
-    ticks = np.unique(np.linspace(0, cfg.n_mels - 1, min(6, cfg.n_mels)).astype(int))
-    spec_ax.set_yticks(ticks + 0.5, labels=[f"{centres[t]:.0f}" for t in ticks])
-    spec_ax.set_ylabel("frequency (Hz, mel)")
+    image = draw_logmel(spec_ax, features, cfg)
     if frame_probs is None:  # otherwise the heat-map below carries the shared time axis
         spec_ax.set_xlabel("time (s)")
     truth_text = ", ".join(true_labels) if true_labels else "none"

@@ -1,8 +1,9 @@
 """Training settings: one typed record, saved with every run so a result traces to its settings."""
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fat.config import known_fields
 from fat.errors import FatError
 
 SCHEDULES = ("constant", "cyclic", "onecycle", "cosine")
@@ -95,11 +96,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise FatError(f"unknown train config keys: {sorted(unknown)}")
-        values = dict(values)
+        values = known_fields(cls, values, "train config")
         if "train_splits" in values:
             values["train_splits"] = tuple(values["train_splits"])
         return cls(**values)

@@ -266,7 +266,9 @@ def train(
             if cfg.mixup > 0:
                 x, y, partner, lam = mixup(x, y, cfg.mixup, gen)
                 noisy = lam * noisy + (1 - lam) * noisy[partner]
-            logits = net(x)
+            # bf16 autocast on CUDA only: this CPU has no native bf16 and runs it far slower.
+            with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
+                logits = net(x).float()
             target = y
             if cfg.noisy_loss == "lsoft":
                 target = lsoft_targets(y, logits, noisy, cfg.lsoft_beta)
