@@ -78,6 +78,13 @@ def test_stats_are_per_mel_mean_and_std(store_path):
         mean, std = store.split("curated").stats
     np.testing.assert_allclose(mean, everything.mean(axis=1), rtol=1e-9)
     np.testing.assert_allclose(std, everything.std(axis=1), rtol=1e-6)
+    # A resumed writer cannot use its running sums (they miss the earlier clips): same result.
+    with open_store(store_path, "a") as store:
+        with store.writer("curated", SMALL_CONFIG, official_vocabulary()) as writer:
+            writer.add(synthetic_clip(12))
+        split = store.split("curated")
+        np.testing.assert_allclose(split.stats[0], split.compute_stats()[0], rtol=1e-9)
+        np.testing.assert_allclose(split.stats[1], split.compute_stats()[1], rtol=1e-6)
 
 
 def test_resume_appends_after_last_commit(store_path):

@@ -400,6 +400,11 @@ class SplitWriter:
         self.n_frames = split.n_frames
         self._buffer: list[ClipRecord] = []
         self._last_commit = time.monotonic()
+        # Per-mel running sums over the clips this writer committed. When it started on an
+        # empty split they cover the whole split, and closing needs no second pass over the
+        # frames; a resumed split gets the full pass (its earlier clips' sums are not kept).
+        n_mels = meta.feature_config.n_mels
+        self._sums = np.zeros((2, n_mels)) if self.n_clips == 0 else None
 
     def add(self, clip: ClipRecord) -> None:
         """Buffer one clip; it becomes visible at the next commit."""
@@ -455,7 +460,8 @@ class SplitWriter:
             ),
             "checksums": np.array([checksum(f) for f in frames], dtype=np.uint32),
         }
-        self._grow("frames", f1)[f0:f1] = np.concatenate(frames)
+        block = np.concatenate(frames)
+        self._grow("frames", f1)[f0:f1] = block
         for name, values in rows.items():
             self._grow(name, n1)[n0:n1] = values
         self._backend.sync()  # data before the commit mark, in this order, for every reader
@@ -463,14 +469,23 @@ class SplitWriter:
         self._backend.sync()
         self.n_clips, self.n_frames = n1, f1
         self.committed.update(c.clip_id for c in clips)
+        if self._sums is not None:
+            values = block.astype(np.float64)
+            self._sums[0] += values.sum(axis=0)
+            self._sums[1] += np.square(values).sum(axis=0)
 
     def update_stats(self) -> None:
-        """Recompute per-mel mean/std over all committed clips and record what they cover."""
-        split = Split.open(self._backend, self.meta.name)
-        mean, std = split.compute_stats()
+        """Per-mel mean/std over all committed clips (from the running sums when they cover
+        the split, else by reading every frame), and record which clips they cover."""
+        if self._sums is not None:
+            count = max(self.n_frames, 1)
+            mean = self._sums[0] / count
+            std = np.sqrt(np.maximum(self._sums[1] / count - mean**2, 0.0))
+        else:
+            mean, std = Split.open(self._backend, self.meta.name).compute_stats()
         self._grow("mel_stats", 2)[0:2] = np.stack([mean, std])
         self._backend.sync()
-        self._grow("stats_for", 1)[0:1] = np.array([split.n_clips], dtype=np.int64)
+        self._grow("stats_for", 1)[0:1] = np.array([self.n_clips], dtype=np.int64)
         self._backend.sync()
 
     def close(self) -> None:
