@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fat.analysis.report import (
+from fat.analysis.figures import (
     BarChart,
-    load_run,
     plot_clip_prediction,
     plot_grad_norms,
     plot_loss_curves,
@@ -21,8 +20,9 @@ from fat.analysis.report import (
     plot_metric_curves,
     plot_per_class,
     plot_per_class_split,
-    write_report,
 )
+from fat.analysis.report import write_report
+from fat.analysis.runs import load_run
 from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.labels import official_vocabulary

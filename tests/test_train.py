@@ -301,3 +301,34 @@ def test_ddp_two_processes_on_cpu(tiny_store, tmp_path):
     rows = read_csv(out / "metrics.csv")
     assert len(rows) == 1 and math.isfinite(float(rows[0]["train_loss"]))
     assert len(read_csv(out / "steps.csv")) == batches_per_epoch(tiny_store, 8)  # 2 ranks x 4
+
+
+def test_cli_model_options_reach_the_model(tiny_store, tmp_path):
+    out = tmp_path / "g"
+    args = [
+        "train",
+        "--store",
+        str(tiny_store),
+        "--out",
+        str(out),
+        "--arch",
+        "gcnn",
+        "--gcnn-channels",
+        "8",
+        "--model-arg",
+        "rnn_gate=sigmoid",
+        "--width",
+        "0.5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--crop-frames",
+        "32",
+        "--quiet",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    model = load_trained_model(out, "last").model
+    assert model.pairs[0][0].conv.out_channels == 2 * 4  # 8 channels x width 0.5, GLU doubles
+    assert model.rnn.gate == "sigmoid"

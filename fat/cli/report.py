@@ -11,7 +11,7 @@ def clip_figures(run: Path, store: str | None, split: str, n_clips: int, out: Pa
     with frame outputs), from the run's best checkpoint."""
     import torch
 
-    from fat.analysis.report import plot_clip_prediction
+    from fat.analysis.figures import plot_clip_prediction
     from fat.train.checkpoint import load_trained_model
     from fat.train.predict import open_split_for
 

@@ -58,6 +58,9 @@ def parse_model_kwargs(items: tuple[str, ...]) -> dict:
 @click.option("--pad", type=click.Choice(["wrap", "zeros"]), default="wrap", show_default=True)
 @click.option("--width", default=1.0, show_default=True, help="Channel multiplier.")
 @click.option("--model-arg", multiple=True, help="Extra model setting key=value (repeatable).")
+@click.option(
+    "--gcnn-channels", type=int, default=None, help="GCNN conv channels (64 or 128; x --width)."
+)
 @click.option("--train-splits", default="curated", show_default=True, help="curated[,noisy]")
 @click.option("--val-fraction", default=0.2, show_default=True)
 @click.option("--mixup", default=0.0, show_default=True, help="Beta alpha; 0 = off.")
@@ -99,12 +102,15 @@ def train(ctx: click.Context, **kw) -> None:
     }
     resume, quiet = kw.pop("resume"), kw.pop("quiet")
     kw["model_kwargs"] = parse_model_kwargs(kw.pop("model_arg"))
+    gcnn_channels = kw.pop("gcnn_channels")
+    if gcnn_channels is not None:
+        kw["model_kwargs"]["gcnn_channels"] = gcnn_channels
     kw["train_splits"] = tuple(s.strip() for s in kw["train_splits"].split(",") if s.strip())
     kw["split_weights"] = parse_pairs(kw["split_weights"], "--split-weights")
     kw["init"] = kw.pop("init_run")
     kw["store"], kw["out"] = str(kw["store"]), str(kw["out"])
     kw["name"] = Path(kw["out"]).name
-    renamed = {"model_arg": "model_kwargs", "init_run": "init"}
+    renamed = {"model_arg": "model_kwargs", "gcnn_channels": "model_kwargs", "init_run": "init"}
     explicit = {renamed.get(name, name) for name in explicit}
     if resume:
         saved = load_checkpoint(checkpoint_path(kw["out"], "last"))["config"]
