@@ -332,3 +332,56 @@ def test_cli_model_options_reach_the_model(tiny_store, tmp_path):
     model = load_trained_model(out, "last").model
     assert model.pairs[0][0].conv.out_channels == 2 * 4  # 8 channels x width 0.5, GLU doubles
     assert model.rnn.gate == "sigmoid"
+
+
+def test_sigkilled_run_resumes_like_an_uninterrupted_one(tiny_store, tmp_path):
+    import signal
+    import time
+
+    def command(out, *extra):
+        return [
+            sys.executable,
+            "-m",
+            "fat.cli",
+            "train",
+            "--store",
+            str(tiny_store),
+            "--out",
+            str(out),
+            "--width",
+            "0.0625",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "8",
+            "--crop-frames",
+            "32",
+            "--steps-per-epoch",
+            "60",
+            "--log-every",
+            "10",
+            "--seed",
+            "4",
+            "--quiet",
+            *extra,
+        ]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = checkpoint_path(killed, "last")
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epochs_done = len(read_csv(killed / "metrics.csv"))
+    assert 1 <= epochs_done < 3, "the run ended before the kill: the test proves nothing"
+    assert subprocess.run(command(killed, "--resume"), capture_output=True).returncode == 0
+    whole = tmp_path / "whole"
+    assert subprocess.run(command(whole), capture_output=True).returncode == 0
+    a, b = read_csv(killed / "steps.csv"), read_csv(whole / "steps.csv")
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    assert [float(r["train_loss"]) for r in a] == pytest.approx(
+        [float(r["train_loss"]) for r in b], rel=1e-6
+    )
+    assert [r["epoch"] for r in read_csv(killed / "metrics.csv")] == ["1", "2", "3"]
