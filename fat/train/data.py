@@ -219,9 +219,10 @@ def crop_plan(
                 reps = -(-len(picks) // len(members))
                 walk = np.concatenate([rng.permutation(members) for _ in range(reps)])
                 clip[picks] = walk[: len(picks)]
-    lengths = np.array(
-        [data.splits[s].lengths[c] for s, c in zip(split, clip, strict=True)], np.int64
-    )
+    lengths = np.empty(len(clip), np.int64)
+    for i, members in enumerate(data.splits):
+        chosen = split == i
+        lengths[chosen] = members.lengths[clip[chosen]]
     start = (rng.random(len(clip)) * (np.maximum(lengths - crop_frames, 0) + 1)).astype(np.int64)
     return CropPlan(split.astype(np.int64), clip.astype(np.int64), start, batch_size)
 

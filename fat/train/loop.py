@@ -73,7 +73,9 @@ def tensorboard_writer(out: Path, enabled: bool):
     return SummaryWriter(str(out / "tensorboard"))
 
 
-def group_grad_norms(groups: list[tuple[str, torch.nn.Module]]) -> dict[str, torch.Tensor]:
+def group_grad_norms(
+    groups: list[tuple[str, torch.nn.Module]], device: torch.device
+) -> dict[str, torch.Tensor]:
     """L2 norm of the gradient of each layer group (0 for groups without gradients yet)."""
     norms = {}
     for name, module in groups:
@@ -81,7 +83,7 @@ def group_grad_norms(groups: list[tuple[str, torch.nn.Module]]) -> dict[str, tor
         norms[name] = (
             torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
             if grads
-            else torch.zeros(())
+            else torch.zeros((), device=device)
         )
     return norms
 
@@ -232,7 +234,7 @@ def train(
         t0, wait, seen = time.perf_counter(), 0.0, 0
         loss_sum = torch.zeros((), device=device)
         log_loss, log_n = torch.zeros((), device=device), 0
-        grad_sum = {name: torch.zeros(()) for name, _ in groups}
+        grad_sum = {name: torch.zeros((), device=device) for name, _ in groups}
         bar = tqdm(
             total=steps_per_epoch,
             desc=f"epoch {epoch}/{cfg.epochs}",
@@ -275,7 +277,7 @@ def train(
             loss = F.binary_cross_entropy_with_logits(logits, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            norms = group_grad_norms(groups)
+            norms = group_grad_norms(groups, device)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -285,7 +287,7 @@ def train(
             log_loss += loss.detach()
             log_n += 1
             for name, value in norms.items():
-                grad_sum[name] += value.detach().cpu()
+                grad_sum[name] += value.detach()  # stays on the device: no sync per step
             if step % cfg.log_every == 0 or i == steps_per_epoch - 1:
                 mean_loss = log_loss.item() / log_n
                 if not math.isfinite(mean_loss):
