@@ -33,6 +33,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/store_read.py
 	$(BIN)/python bench/featurize.py
+	$(BIN)/python bench/loader.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
