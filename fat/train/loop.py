@@ -221,8 +221,13 @@ def train(
         rank,
         world,
     )
-    loader = make_loader(cfg.loader, source, device, cfg.workers)
     steps_per_epoch = source.n_batches(start_epoch)
+    if steps_per_epoch == 0:
+        raise FatError(
+            f"{data.n_train} training clips make no full batch of {cfg.batch_size} per each of "
+            f"{world} processes; lower --batch-size or set --steps-per-epoch"
+        )
+    loader = make_loader(cfg.loader, source, device, cfg.workers)
     total_steps = steps_per_epoch * cfg.epochs
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     noisy_index = data.names.index("noisy") if "noisy" in data.names else -1
