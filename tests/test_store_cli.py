@@ -8,6 +8,7 @@ from PIL import Image
 
 from fat.cli import main
 from fat.labels import official_vocabulary
+from fat.store.store import default_frames_chunk
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def test_info_describes_splits_and_settings(store):
     assert "split curated" in result.output
     assert "clips      12" in result.output
     assert "x 16 mels (float16)" in result.output
-    assert "hop_length=347" in result.output and "chunking   1024 frames" in result.output
+    chunk = default_frames_chunk("zarr" if store.suffix == ".zarr" else "hdf5", "none")
+    assert "hop_length=347" in result.output and f"chunking   {chunk} frames" in result.output
 
 
 def test_ls_formats_and_label_filter(store):

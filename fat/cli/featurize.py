@@ -84,7 +84,7 @@ def _config_options(command):
     type=click.Path(path_type=Path),
     help="Answer-key CSV (fname,labels) for the test split.",
 )
-@click.option("--workers", type=int, default=None, help="Decoding processes (default: all cores).")
+@click.option("--workers", type=int, default=None, help="Featurizing threads (default: all cores).")
 @click.option("--overwrite", is_flag=True, help="Recompute the split from scratch.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any clip or CSV row is skipped.")
 @click.option(

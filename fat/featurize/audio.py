@@ -102,18 +102,29 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, SourceIn
     path = Path(path)
     with _open(path) as f:
         expected = f.frames
+        # 16-bit PCM (all of FSDKaggle2019) is read as integers and scaled here: libsndfile's
+        # own int-to-float conversion is 4x slower (0.45 vs 0.13 ms per 5 s clip), same values
+        # (the scale 2**-15 is exact in float32).
+        pcm16 = f.subtype == "PCM_16"
         try:
-            data = f.read(dtype="float32", always_2d=True)
+            data = f.read(dtype="int16" if pcm16 else "float32", always_2d=True)
         except sf.LibsndfileError as e:
             raise _error(path, f"corrupt audio data: {e.error_string}") from None
         source = SourceInfo(f.samplerate, f.channels, data.shape[0] / f.samplerate)
     if data.shape[0] < expected:
         raise _error(path, f"truncated: header says {expected} frames, read {data.shape[0]}")
-    if not np.isfinite(data).all():
+    if not pcm16 and not np.isfinite(data).all():
         raise _error(path, "contains NaN or infinite samples")
-    # A matrix-vector product: ~10x faster than mean(axis=1) over a (frames, 2) array.
+    # Channel by channel: ~10x faster than mean(axis=1) over a (frames, 2) array, and unlike a
+    # matrix-vector product it never wakes BLAS threads, which spin on the cores the
+    # featurize threads need (measured: 3 of 7 CPU-seconds of a run).
     channels = data.shape[1]
-    mono = data @ np.full(channels, 1.0 / channels, np.float32) if channels > 1 else data[:, 0]
+    mono = data[:, 0].astype(np.float32)
+    for c in range(1, channels):
+        mono += data[:, c]
+    scale = (2.0**-15 if pcm16 else 1.0) / channels
+    if scale != 1.0:
+        mono *= np.float32(scale)
     if source.sample_rate != sample_rate:
         mono = soxr.resample(mono, source.sample_rate, sample_rate, quality="HQ")
         if mono.size == 0:

@@ -1,16 +1,18 @@
 """Featurize one split of an FSDKaggle2019-style directory into a feature store.
 
-Decoding and log-mel run in `workers` processes; results come back in CSV order to the one
-writer, which commits every few clips. Rerunning after a kill skips committed clips, and
+Decoding, log-mel and encoding run on `workers` threads; results come back in CSV order to
+the one writer, which commits every few clips. Rerunning after a kill skips committed clips, and
 because order is fixed the result equals an uninterrupted run. A bad file never stops the run:
 it is skipped with one line (file, reason) in the summary and in an errors CSV by the store.
 """
 
 import csv
-import multiprocessing
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,10 @@ from tqdm import tqdm
 from fat.config import LogMelConfig
 from fat.dataset import SAMPLE_SUBMISSION, check_data_dir, split_layout
 from fat.errors import FatError
+from fat.featurize.audio import load_audio
+from fat.featurize.logmel import LogMelExtractor
 from fat.labels import LabelTable, read_labels_csv, read_vocabulary
-from fat.store import ClipRecord, open_store
+from fat.store import ClipRecord, EncodedClip, encode_clip, open_store
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class FeaturizeSummary:
     already_committed: int = 0
     skipped: list[SkippedClip] = field(default_factory=list)
     seconds: float = 0.0
-    startup_seconds: float = 0.0  # until the first clip came back: workers start, imports
+    startup_seconds: float = 0.0  # until the first clip came back: reading the CSV, store open
     audio_seconds: float = 0.0
     errors_csv: Path | None = None
 
@@ -107,51 +111,70 @@ def _clip_table(
     return LabelTable(vocab, keep, targets), True, rejected
 
 
-# Worker state: built once per process by `_init_worker`.
-_extract = None
-_sample_rate = 0
+@dataclass(frozen=True)
+class ClipResult:
+    """What a worker made of one file: an encoded clip, or the reason it was skipped."""
+
+    clip_id: str
+    clip: EncodedClip | None
+    error: str | None
 
 
-def _init_worker(config: dict, threads: int) -> None:
-    import torch
+class ClipFeaturizer:
+    """Decode, log-mel and encode one file; one instance per thread (the extractor keeps work
+    buffers)."""
 
-    from fat.featurize.logmel import LogMelExtractor
+    def __init__(self, cfg: LogMelConfig) -> None:
+        self.cfg = cfg
+        self.extract = LogMelExtractor(cfg)
 
-    global _extract, _sample_rate
-    torch.set_num_threads(threads)
-    cfg = LogMelConfig.from_dict(config)
-    _extract, _sample_rate = LogMelExtractor(cfg), cfg.sample_rate
-
-
-def _featurize_file(task: tuple[str, str]):
-    """(clip_id, features, source info, error). Any failure on bad data is an error string:
-    decoders can raise nearly anything on a malformed file, and one file must not stop a run."""
-    from fat.featurize.audio import load_audio
-
-    clip_id, path = task
-    try:
-        audio, info = load_audio(Path(path), _sample_rate)
-        features = _extract(audio)
-        if not np.isfinite(features).all():
-            return clip_id, None, None, "non-finite values in the log-mel"
-        return clip_id, features, info, None
-    except FatError as e:
-        message = str(e)
-        return clip_id, None, None, message.removeprefix(f"{path}: ")
-    except Exception as e:  # noqa: BLE001 - see docstring
-        return clip_id, None, None, f"cannot featurize: {type(e).__name__}: {e}"
+    def __call__(self, clip_id: str, path: Path, labels: np.ndarray) -> ClipResult:
+        """Any failure on bad data becomes an error string: decoders can raise nearly anything
+        on a malformed file, and one file must not stop a run."""
+        try:
+            audio, info = load_audio(path, self.cfg.sample_rate)
+            features = self.extract(audio)
+            if not np.isfinite(features).all():
+                return ClipResult(clip_id, None, "non-finite values in the log-mel")
+            record = ClipRecord(
+                clip_id, features, labels, info.sample_rate, info.channels, info.duration_s
+            )
+            return ClipResult(clip_id, encode_clip(record, self.cfg.dtype), None)
+        except FatError as e:
+            return ClipResult(clip_id, None, str(e).removeprefix(f"{path}: "))
+        except Exception as e:  # noqa: BLE001 - see docstring
+            return ClipResult(clip_id, None, f"cannot featurize: {type(e).__name__}: {e}")
 
 
-def _results(tasks: list[tuple[str, str]], cfg: LogMelConfig, workers: int) -> Iterator:
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    if workers <= 1:
-        _init_worker(cfg.to_dict(), threads)
-        yield from map(_featurize_file, tasks)
-        return
-    # spawn: torch and OpenMP state must not be forked mid-flight.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, _init_worker, (cfg.to_dict(), threads)) as pool:
-        yield from pool.imap(_featurize_file, tasks, chunksize=2)
+def _results(
+    tasks: list[tuple[str, Path, np.ndarray]], cfg: LogMelConfig, workers: int
+) -> Iterator[ClipResult]:
+    """Featurize `tasks` on `workers` threads; results in task order.
+
+    Threads, not processes: decoding (libsndfile), the FFT (pocketfft) and the numpy/scipy
+    steps all release the GIL, so threads scale across cores without process start-up,
+    pickling of results, or a second copy of each array. At most `ahead` results wait, which
+    bounds memory and lets workers run on while the writer commits.
+    """
+    local = threading.local()
+
+    def run(task: tuple[str, Path, np.ndarray]) -> ClipResult:
+        if not hasattr(local, "featurize"):
+            local.featurize = ClipFeaturizer(cfg)
+        return local.featurize(*task)
+
+    ahead = 64 * workers
+    with ThreadPoolExecutor(workers, thread_name_prefix="featurize") as pool:
+        pending = deque(pool.submit(run, task) for task in tasks[:ahead])
+        try:
+            for task in tasks[ahead:]:
+                yield pending.popleft().result()
+                pending.append(pool.submit(run, task))
+            while pending:
+                yield pending.popleft().result()
+        finally:  # the consumer stopped early (an error, Ctrl-C): drop what has not started
+            for future in pending:
+                future.cancel()
 
 
 def featurize_split(
@@ -189,9 +212,8 @@ def featurize_split(
             commit_every=commit_every,
         )
         with writer:
-            targets = {name: table.targets[i] for i, name in enumerate(table.fnames)}
             tasks = []
-            for name in table.fnames:
+            for name, labels in zip(table.fnames, table.targets, strict=True):
                 if name in writer.committed:
                     summary.already_committed += 1
                     continue
@@ -199,30 +221,19 @@ def featurize_split(
                 if not path.is_file():
                     summary.skipped.append(SkippedClip(str(path), None, name, "file not found"))
                     continue
-                tasks.append((name, str(path)))
+                tasks.append((name, path, labels))
             bar = tqdm(total=len(tasks), unit="clip", disable=not progress, desc=split)
-            for clip_id, features, info, error in _results(
-                tasks, cfg, min(workers, len(tasks) or 1)
-            ):
+            for result in _results(tasks, cfg, min(workers, len(tasks) or 1)):
                 if not summary.startup_seconds:
                     summary.startup_seconds = time.perf_counter() - started
                 bar.update(1)
-                if error is not None:
-                    path = str(data_dir / layout.folder / clip_id)
-                    summary.skipped.append(SkippedClip(path, None, clip_id, error))
+                if result.error is not None:
+                    path = str(data_dir / layout.folder / result.clip_id)
+                    summary.skipped.append(SkippedClip(path, None, result.clip_id, result.error))
                     continue
-                writer.add(
-                    ClipRecord(
-                        clip_id,
-                        features,
-                        targets[clip_id],
-                        info.sample_rate,
-                        info.channels,
-                        info.duration_s,
-                    )
-                )
+                writer.add(result.clip)
                 summary.written += 1
-                summary.audio_seconds += info.duration_s
+                summary.audio_seconds += result.clip.record.source_duration_s
                 elapsed = time.perf_counter() - started
                 bar.set_postfix_str(f"{summary.audio_seconds / 3600 / elapsed:.3f} audio-h/s")
             bar.close()

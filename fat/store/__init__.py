@@ -2,20 +2,24 @@
 
 from fat.store.store import (
     ClipRecord,
+    EncodedClip,
     FeatureStore,
     Split,
     SplitMeta,
     SplitWriter,
     checksum,
+    encode_clip,
     open_store,
 )
 
 __all__ = [
     "ClipRecord",
+    "EncodedClip",
     "FeatureStore",
     "Split",
     "SplitMeta",
     "SplitWriter",
     "checksum",
+    "encode_clip",
     "open_store",
 ]

@@ -142,6 +142,10 @@ class ZarrBackend(Backend):
                 dtype=spec.dtype,
                 fill_value=0,
                 compressors=[ZstdCodec(level=3)] if spec.compression == "zstd" else None,
+                # Flat chunk files (c.0.0) rather than one directory per chunk (c/0/0): a
+                # directory per 1024 frames made each chunk write a mkdir too, and a split of
+                # thousands of directories is slow to list, copy and delete.
+                chunk_key_encoding={"name": "default", "separator": "."},
             )
 
     def delete_split(self, split):
@@ -155,7 +159,12 @@ class ZarrBackend(Backend):
         key = (split, name)
         if key not in self._arrays:
             mode = "r+" if self.writable else "r"
-            self._arrays[key] = self._zarr.open_array(self.path / split / name, mode=mode)
+            array = self._zarr.open_array(self.path / split / name, mode=mode)
+            if self.writable:
+                # By default zarr compares every chunk it writes with the fill value to skip
+                # empty ones: a full extra pass over the data for chunks that are never empty.
+                array = array.with_config({"write_empty_chunks": True})
+            self._arrays[key] = array
         return self._arrays[key]
 
     def compression(self, split, name):

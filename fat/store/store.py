@@ -37,7 +37,18 @@ from fat.store.backends import BACKENDS, ArraySpec, Backend, format_for
 from fat.store.lock import WriterLock
 
 ID_BYTES = 128
-DEFAULT_FRAMES_CHUNK = 1024
+COMPRESSIONS = ("none", "zstd")
+
+
+def default_frames_chunk(format: str, compression: str) -> int:
+    """Frames per chunk of the frames array. Measured trade-off (BENCHMARKS.md): each chunk
+    Zarr writes costs a file create, write and rename, so uncompressed Zarr takes 4096 frames
+    (1 MiB), written ~1.6x faster than 1024 with crops read as fast (zarr's ~0.3 ms per read
+    dominates). zstd stays at 1024, as a crop decompresses its whole chunk; so does HDF5, whose
+    crop reads were 2x slower with 1 MiB chunks (its default chunk cache is 1 MiB)."""
+    return 4096 if (format, compression) == ("zarr", "none") else 1024
+
+
 _INDEX_CHUNK = 4096
 
 
@@ -90,6 +101,34 @@ class ClipRecord:
     source_sample_rate: int
     source_channels: int
     source_duration_s: float
+
+
+@dataclass(frozen=True)
+class EncodedClip:
+    """A clip in the store's row layout plus what a commit records about it.
+
+    Made by `encode_clip`, which is pure and thread-safe: featurize's worker threads encode in
+    parallel and the single writer only writes."""
+
+    record: ClipRecord
+    frames: np.ndarray  # (n_frames, n_mels), store dtype, C order
+    checksum: int
+    sums: np.ndarray  # (2, n_mels) float64: per-mel sum and sum of squares of the stored values
+
+
+def encode_clip(clip: ClipRecord, dtype: str) -> EncodedClip:
+    """`clip` as the store keeps it, in `dtype`; FatError for features that are not 2-D frames."""
+    if clip.features.ndim != 2 or clip.features.shape[1] == 0:
+        raise FatError(
+            f"clip {clip.clip_id!r}: features {clip.features.shape}, expected (n_mels, T > 0)"
+        )
+    frames = np.ascontiguousarray(clip.features.T, dtype=dtype)
+    # float32 holds a float16 value and its square exactly; only the sums need float64.
+    values = frames.astype(np.float32, copy=False)
+    sums = np.stack(
+        [values.sum(axis=0, dtype=np.float64), np.square(values).sum(axis=0, dtype=np.float64)]
+    )
+    return EncodedClip(clip, frames, checksum(frames), sums)
 
 
 def _array_specs(meta: SplitMeta) -> dict[str, ArraySpec]:
@@ -398,7 +437,8 @@ class SplitWriter:
         self.committed: set[str] = set(split.clip_ids)
         self.n_clips = split.n_clips
         self.n_frames = split.n_frames
-        self._buffer: list[ClipRecord] = []
+        self._buffer: list[EncodedClip] = []
+        self._buffered: set[str] = set()
         self._last_commit = time.monotonic()
         # Per-mel running sums over the clips this writer committed. When it started on an
         # empty split they cover the whole split, and closing needs no second pass over the
@@ -406,23 +446,26 @@ class SplitWriter:
         n_mels = meta.feature_config.n_mels
         self._sums = np.zeros((2, n_mels)) if self.n_clips == 0 else None
 
-    def add(self, clip: ClipRecord) -> None:
-        """Buffer one clip; it becomes visible at the next commit."""
+    def add(self, clip: ClipRecord | EncodedClip) -> None:
+        """Buffer one clip (encoded here unless `encode_clip` already did it off this thread);
+        it becomes visible at the next commit."""
         cfg = self.meta.feature_config
-        validate_clip_id(clip.clip_id)
-        if clip.clip_id in self.committed or any(c.clip_id == clip.clip_id for c in self._buffer):
-            raise FatError(f"split {self.meta.name!r} already has clip {clip.clip_id!r}")
-        if clip.features.ndim != 2 or clip.features.shape[0] != cfg.n_mels:
+        encoded = clip if isinstance(clip, EncodedClip) else encode_clip(clip, cfg.dtype)
+        record = encoded.record
+        validate_clip_id(record.clip_id)
+        if record.clip_id in self.committed or record.clip_id in self._buffered:
+            raise FatError(f"split {self.meta.name!r} already has clip {record.clip_id!r}")
+        if encoded.frames.shape[1:] != (cfg.n_mels,) or encoded.frames.dtype != cfg.dtype:
             raise FatError(
-                f"clip {clip.clip_id!r}: features {clip.features.shape}, expected ({cfg.n_mels}, T)"
+                f"clip {record.clip_id!r}: frames {encoded.frames.shape} {encoded.frames.dtype}, "
+                f"expected (T, {cfg.n_mels}) {cfg.dtype}"
             )
-        if clip.features.shape[1] == 0:
-            raise FatError(f"clip {clip.clip_id!r}: no frames")
-        if clip.labels.shape != (len(self.meta.vocabulary),):
+        if record.labels.shape != (len(self.meta.vocabulary),):
             raise FatError(
-                f"clip {clip.clip_id!r}: labels {clip.labels.shape} do not fit vocabulary"
+                f"clip {record.clip_id!r}: labels {record.labels.shape} do not fit vocabulary"
             )
-        self._buffer.append(clip)
+        self._buffer.append(encoded)
+        self._buffered.add(record.clip_id)
         if (
             len(self._buffer) >= self._commit_every
             or time.monotonic() - self._last_commit >= self._commit_seconds
@@ -443,36 +486,33 @@ class SplitWriter:
         if not self._buffer:
             return
         clips, self._buffer = self._buffer, []
-        dtype = self.meta.feature_config.dtype
-        frames = [np.ascontiguousarray(c.features.T, dtype=dtype) for c in clips]
-        lengths = np.array([len(f) for f in frames], dtype=np.int64)
+        self._buffered.clear()
+        lengths = np.array([len(c.frames) for c in clips], dtype=np.int64)
         offsets = self.n_frames + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         n0, n1 = self.n_clips, self.n_clips + len(clips)
         f0, f1 = self.n_frames, self.n_frames + int(lengths.sum())
+        records = [c.record for c in clips]
         rows = {
             "offsets": offsets,
             "lengths": lengths.astype(np.int32),
-            "ids": _encode_ids([c.clip_id for c in clips]),
-            "labels": np.stack([c.labels for c in clips]).astype(np.uint8),
+            "ids": _encode_ids([r.clip_id for r in records]),
+            "labels": np.stack([r.labels for r in records]).astype(np.uint8),
             "source": np.array(
-                [[c.source_sample_rate, c.source_channels, c.source_duration_s] for c in clips],
+                [[r.source_sample_rate, r.source_channels, r.source_duration_s] for r in records],
                 dtype=np.float64,
             ),
-            "checksums": np.array([checksum(f) for f in frames], dtype=np.uint32),
+            "checksums": np.array([c.checksum for c in clips], dtype=np.uint32),
         }
-        block = np.concatenate(frames)
-        self._grow("frames", f1)[f0:f1] = block
+        self._grow("frames", f1)[f0:f1] = np.concatenate([c.frames for c in clips])
         for name, values in rows.items():
             self._grow(name, n1)[n0:n1] = values
         self._backend.sync()  # data before the commit mark, in this order, for every reader
         self._grow("commit", 2)[0:2] = np.array([n1, f1], dtype=np.int64)
         self._backend.sync()
         self.n_clips, self.n_frames = n1, f1
-        self.committed.update(c.clip_id for c in clips)
+        self.committed.update(r.clip_id for r in records)
         if self._sums is not None:
-            values = block.astype(np.float64)
-            self._sums[0] += values.sum(axis=0)
-            self._sums[1] += np.square(values).sum(axis=0)
+            self._sums += sum(c.sums for c in clips)
 
     def update_stats(self) -> None:
         """Per-mel mean/std over all committed clips (from the running sums when they cover
@@ -555,7 +595,7 @@ class FeatureStore:
         vocabulary: tuple[str, ...],
         labelled: bool = True,
         overwrite: bool = False,
-        frames_chunk: int = DEFAULT_FRAMES_CHUNK,
+        frames_chunk: int | None = None,
         compression: str = "none",
         commit_every: int = 64,
         on_create: Callable[[SplitMeta], None] | None = None,
@@ -587,6 +627,8 @@ class FeatureStore:
                     "use --overwrite to change that"
                 )
         else:
+            if compression not in COMPRESSIONS:
+                raise FatError(f"unknown compression {compression!r} (none or zstd)")
             if self.format == "hdf5" and compression != "none":
                 raise FatError("HDF5 stores are uncompressed; use a .zarr store for zstd")
             meta = SplitMeta(
@@ -596,7 +638,7 @@ class FeatureStore:
                 labelled=labelled,
                 tool_version=__version__,
                 created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-                frames_chunk=frames_chunk,
+                frames_chunk=frames_chunk or default_frames_chunk(self.format, compression),
                 compression=compression,
             )
             self.backend.delete_split(split)
