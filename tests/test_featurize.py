@@ -85,6 +85,8 @@ def _add_bad_inputs(data_dir: Path) -> dict[str, str]:
     write_tone(folder / "long.wav", 60.0, 440, sr=8000)  # 60 s, resampled
     write_tone(folder / "stereo24.wav", 0.5, 440, subtype="PCM_24")
     write_tone(folder / "dup.wav", 0.5, 660)
+    # Finite float samples whose power overflows float32: a log-mel of +inf dB.
+    sf.write(folder / "huge.wav", np.full(4410, 1e30, np.float32), 44100, subtype="FLOAT")
     rows = [
         "fname,labels",
         "empty.wav,Bark",
@@ -98,6 +100,7 @@ def _add_bad_inputs(data_dir: Path) -> dict[str, str]:
         "unknown.wav,Woof",
         "dup.wav,Bark",
         "dup.wav,Meow",
+        "huge.wav,Bark",
     ]
     (data_dir / "train_noisy.csv").write_text("\n".join(rows) + "\n")
     return {
@@ -107,6 +110,7 @@ def _add_bad_inputs(data_dir: Path) -> dict[str, str]:
         "missing.wav": "not found",
         "unknown.wav": "unknown label",
         "dup.wav": "duplicated",
+        "huge.wav": "non-finite values in the log-mel",
     }
 
 

@@ -96,9 +96,12 @@ class LogMelExtractor:
             samples = np.pad(samples, (half, half))
         frames = np.lib.stride_tricks.sliding_window_view(samples, cfg.n_fft)[:: cfg.hop_length]
         mel = np.empty((len(frames), cfg.n_mels), dtype=np.float32)
-        for start in range(0, len(frames), self.FRAMES_PER_BLOCK):
-            stop = start + self.FRAMES_PER_BLOCK
-            mel[start:stop] = self._mel_power(frames[start:stop]).T
+        # Absurdly loud float audio overflows float32 power to inf: the result then holds inf,
+        # for the caller to reject, rather than a warning on the console.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, len(frames), self.FRAMES_PER_BLOCK):
+                stop = start + self.FRAMES_PER_BLOCK
+                mel[start:stop] = self._mel_power(frames[start:stop]).T
         np.maximum(mel, cfg.amin, out=mel)
         np.log10(mel, out=mel)
         mel *= 10.0
