@@ -72,7 +72,7 @@ def ram_rates(store: Path, n_batches: int) -> tuple[float, float]:
     """The frames as one plain in-RAM numpy array: a per-crop slicing loop, and one vectorised
     gather per batch (the ceiling any loader on this machine could reach)."""
     split = open_store(store).split("curated").load()
-    frames, offsets, lengths = split._frames, split.offsets, split.lengths
+    frames, offsets, lengths = split.read_rows(0, split.n_frames), split.offsets, split.lengths
     rng = np.random.default_rng(1)
     clips = rng.integers(0, len(lengths), n_batches * BATCH)
     starts = (rng.random(len(clips)) * (lengths[clips] - CROP + 1)).astype(np.int64)

@@ -89,7 +89,8 @@ def train(ctx: click.Context, **kw) -> None:
     """Train a tagger on crops streamed from the store.
 
     With --resume the saved settings of the run in --out are used; flags given again may
-    only change what does not alter the experiment (--epochs, --workers, --loader, --device).
+    only change what does not alter the experiment (--epochs, --workers, --loader, --device,
+    --log-every, --memory-budget-gb).
     """
     from fat.train.checkpoint import checkpoint_path, load_checkpoint
     from fat.train.config import TrainConfig

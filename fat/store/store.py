@@ -317,6 +317,19 @@ class Split:
             * np.dtype(self.feature_config.dtype).itemsize
         )
 
+    def gather_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Frames at any array of row indices of the concatenated frames, in one vectorised
+        gather: the fast path of batch assembly, for splits in RAM only."""
+        if not self.in_memory:
+            raise FatError(f"split {self.name!r}: gather_rows needs the split in RAM (load())")
+        return self._frames[rows]
+
+    def with_frames(self, frames: np.ndarray) -> "Split":
+        """This split's index over other frames in RAM of the same shape (e.g. normalised)."""
+        if frames.shape != (self.n_frames, self.feature_config.n_mels):
+            raise ValueError(f"frames {frames.shape} do not fit split {self.name!r}")
+        return Split(None, self.meta, frames, self._index)
+
     def load(self, budget_bytes: int | None = None) -> "Split":
         """This split with all frames in RAM (the fast path), if they fit `budget_bytes`."""
         if self.in_memory:
@@ -330,7 +343,7 @@ class Split:
         frames = np.empty((self.n_frames, self.feature_config.n_mels), self.feature_config.dtype)
         for lo, block in self.iter_blocks():
             frames[lo : lo + len(block)] = block
-        return Split(None, self.meta, frames, self._index)
+        return self.with_frames(frames)
 
     def verify(
         self, check_data: bool = True, progress: Callable[[int], None] | None = None

@@ -26,8 +26,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     crop_frames: int = 128
-    # How a clip shorter than the crop is filled: "wrap" repeats it, "zeros" pads with silence
-    # (the split's minimum, i.e. the quietest value, after normalisation it is not zero).
+    # How a clip shorter than the crop is filled: "wrap" repeats it, "zeros" pads with 0 after
+    # normalisation, i.e. each band's mean level (not silence, which is far below the mean).
     pad: str = "wrap"
     optimizer: str = "adam"
     lr: float = 3e-4

@@ -49,7 +49,7 @@ def normalised_in_memory(split: Split, normalizer: Normalizer, block: int = 1 <<
     frames = np.empty((split.n_frames, split.feature_config.n_mels), np.float16)
     for lo, rows in split.iter_blocks(block):
         frames[lo : lo + len(rows)] = normalizer.apply(rows)
-    return Split(None, split.meta, frames, split._index)
+    return split.with_frames(frames)
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -114,6 +114,17 @@ class TrainingData:
     def n_train(self) -> int:
         return sum(len(t) for t in self.train)
 
+    def normalizer_for(self, split: Split) -> Normalizer | None:
+        """What crops read from `split` still need: nothing for a split normalised into RAM at
+        load, the normalizer for one read raw from disk (over the memory budget)."""
+        return None if split.in_memory else self.normalizer
+
+
+def holdout_mask(labels: np.ndarray, val_fraction: float, seed: int, position: int) -> np.ndarray:
+    """Validation clips of the `position`-th training split of a run: the one rule shared by the
+    trainer and by evaluating the run later."""
+    return stratified_holdout(labels, val_fraction, seed + position)
+
 
 def load_training_data(
     store_path: Path | str,
@@ -146,7 +157,7 @@ def load_training_data(
     ]
     train, val = [], []
     for i, split in enumerate(splits):
-        held = stratified_holdout(split.labels, val_fraction, seed + i)
+        held = holdout_mask(split.labels, val_fraction, seed, i)
         keep = ~held
         if split.name == "noisy" and noisy_clips is not None:
             chosen = np.zeros(len(split), bool)
@@ -247,11 +258,12 @@ def gather_crops(
     inside = steps < lengths[:, None]
     rows = steps % lengths[:, None] if pad == "wrap" else np.minimum(steps, lengths[:, None] - 1)
     if split.in_memory:
-        out = split._frames[split.offsets[clips][:, None] + rows]
+        out = split.gather_rows(split.offsets[clips][:, None] + rows)
     else:
-        out = np.empty((len(clips), crop_frames, split.feature_config.n_mels), split._frames.dtype)
+        dtype = split.feature_config.dtype
+        out = np.empty((len(clips), crop_frames, split.feature_config.n_mels), dtype)
         for k, (c, s) in enumerate(zip(clips.tolist(), starts.tolist(), strict=True)):
-            span = min(crop_frames, split._length_list[c] - s)
+            span = min(crop_frames, int(lengths[k]) - s)
             block = split.read_crop(c, s, span).T
             out[k] = block[rows[k] - s] if span < crop_frames else block
     if normalizer is not None:

@@ -102,7 +102,7 @@ class CropBatchSource:
         for i in np.unique(split).tolist():
             rows = np.flatnonzero(split == i)
             s = splits[i]
-            norm = None if s.in_memory else self.data.normalizer
+            norm = self.data.normalizer_for(s)
             x[rows] = gather_crops(s, clip[rows], start[rows], self.crop_frames, self.pad, norm)
             y[rows] = s.labels[clip[rows]]
         return x, y, split.astype(np.int32)
@@ -161,7 +161,8 @@ class DaliLoader:
         self.iterator = DALIGenericIterator([self.pipe], ["x", "y", "split"], auto_reset=True)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        """Batches of `epoch`; epochs must be taken in order, starting at source.first_epoch."""
+        """Batches of the pipeline's next epoch, which is `epoch` as long as epochs are taken in
+        order from source.first_epoch (the DALI iterator counts them itself)."""
         for out in self.iterator:
             yield out[0]["x"], out[0]["y"], out[0]["split"]
 

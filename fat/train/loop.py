@@ -95,18 +95,35 @@ def evaluate(
     scores, truths, names = [], [], []
     for split, val, name in zip(data.splits, data.val, data.names, strict=True):
         if len(val):
-            scores.append(score_clips(model, split, val, crop_frames, device))
+            norm = data.normalizer_for(split)
+            scores.append(score_clips(model, split, val, crop_frames, device, norm))
             truths.append(split.labels[val].astype(np.float64))
             names.append(name)
     if not scores:
-        return {"loss": math.nan, "all": None}
+        return {"loss": math.nan, "all": None, "finite": True}
     probs, truth = np.concatenate(scores), np.concatenate(truths)
+    if not np.isfinite(probs).all():  # a broken model: nothing to rank
+        return {"loss": math.nan, "all": None, "finite": False}
     clipped = np.clip(probs, 1e-7, 1 - 1e-7)
     loss = float(-(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)).mean())
-    result = {"loss": loss, "all": lwlrap_details(truth, probs)}
+    result = {"loss": loss, "all": lwlrap_details(truth, probs), "finite": True}
     for name, s, t in zip(names, scores, truths, strict=True):
         result[name] = lwlrap_details(t, s)
     return result
+
+
+def broken_model(model: torch.nn.Module, result: dict, epoch: int, out: Path) -> str | None:
+    """Why the model after `epoch` must not be validated or saved, or None. The training loss
+    is checked before each step, so the last step of an epoch can still leave weights that
+    overflow or are NaN: caught here, before they could become best.pt."""
+    finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if finite_weights and result["finite"]:
+        return None
+    what = "weights" if not finite_weights else "validation scores"
+    return (
+        f"the model's {what} became non-finite in epoch {epoch}; stopped. Checkpoints up to "
+        f"epoch {epoch - 1} in {out / 'checkpoints'} are intact; try a lower --lr or --grad-clip"
+    )
 
 
 def train(
@@ -117,6 +134,8 @@ def train(
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = pick_device(cfg.device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and every un-placed CUDA call use this rank's GPU
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     lead = rank == 0
@@ -167,6 +186,8 @@ def train(
         if swa_model is not None and state.get("swa_model") is not None:
             swa_model.load_state_dict(state["swa_model"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)  # dropout draws on the GPU
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
         best_lwlrap, best_epoch = float(state["best_lwlrap"]), int(state["best_epoch"])
     if lead:
@@ -318,16 +339,28 @@ def train(
         for _ in batches:  # lets the DALI iterator see the epoch's end and reset
             pass
         seconds = time.perf_counter() - t0
-        train_loss = loss_sum / steps_per_epoch
+        # Summed over ranks: loss, samples seen, seconds waited for data.
+        totals = torch.stack(
+            [loss_sum / steps_per_epoch, loss_sum.new_tensor(seen), loss_sum.new_tensor(wait)]
+        )
         if world > 1:
-            dist.all_reduce(train_loss)
-            train_loss /= world
-        train_loss = float(train_loss)
+            dist.all_reduce(totals)
+        train_loss = float(totals[0]) / world
+        samples_per_s = float(totals[1]) / seconds
+        data_wait_frac = float(totals[2]) / world / seconds
 
         # Validation, SWA and checkpoints: rank 0 only, the others wait at the barrier.
-        row = None
+        row, failure = None, None
         if lead:
             result = evaluate(model, data, cfg.crop_frames, device)
+            failure = broken_model(model, result, epoch, out)
+        if world > 1:
+            shared = [failure]
+            dist.broadcast_object_list(shared, src=0)
+            failure = shared[0]
+        if failure:
+            raise FatError(failure)
+        if lead:
             swa_lwlrap = None
             if swa_model is not None and epoch >= cfg.swa_start:
                 swa_model.update_parameters(model)
@@ -345,8 +378,8 @@ def train(
                 "val_lwlrap_curated": result["curated"].overall if "curated" in result else "",
                 "val_lwlrap_noisy": result["noisy"].overall if "noisy" in result else "",
                 "swa_val_lwlrap": "" if swa_lwlrap is None else swa_lwlrap,
-                "samples_per_s": seen * world / seconds,
-                "data_wait_frac": wait / seconds,
+                "samples_per_s": samples_per_s,
+                "data_wait_frac": data_wait_frac,
                 "epoch_seconds": seconds,
                 **{f"grad_norm:{k}": float(v) / steps_per_epoch for k, v in grad_sum.items()},
             }
@@ -370,7 +403,8 @@ def train(
                             }
                         )
             base = {**identity, "epoch": epoch, "step": step}
-            # Without a validation set (NaN) the best model is simply the latest one.
+            # Without a validation set (NaN) the best model is simply the latest one; a broken
+            # model never gets here (broken_model above).
             if math.isnan(val) or val > best_lwlrap:
                 best_lwlrap, best_epoch = (best_lwlrap if math.isnan(val) else val), epoch
                 save_checkpoint(
@@ -391,6 +425,7 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "swa_model": swa_model.state_dict() if swa_model is not None else None,
                     "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "best_lwlrap": best_lwlrap,
                     "best_epoch": best_epoch,
                     "val_lwlrap": val,

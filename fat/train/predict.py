@@ -13,7 +13,7 @@ from fat.errors import FatError
 from fat.metrics import LwlrapResult, lwlrap, lwlrap_details
 from fat.store import Split, open_store
 from fat.train.checkpoint import TrainedModel
-from fat.train.data import stratified_holdout
+from fat.train.data import holdout_mask
 from fat.train.inference import score_clips
 
 
@@ -78,8 +78,8 @@ def validation_clips(run: TrainedModel, split: Split) -> np.ndarray:
     """The clips `split` held out for validation in the run (same seed, same rule)."""
     if split.name not in run.config.train_splits:
         raise FatError(f"the run did not train on {split.name!r}, so it has no hold-out there")
-    offset = run.config.train_splits.index(split.name)
-    held = stratified_holdout(split.labels, run.config.val_fraction, run.config.seed + offset)
+    position = run.config.train_splits.index(split.name)
+    held = holdout_mask(split.labels, run.config.val_fraction, run.config.seed, position)
     return np.flatnonzero(held)
 
 
