@@ -2,19 +2,30 @@
 
 Each class has a class-typical synthetic sound whose parameters vary per clip (pitch,
 duration, envelope, loudness, background noise), so telling classes apart is a real learning
-problem. About 15% of clips mix two sources. The noisy split has twice the clips, ~30% wrong,
-missing or extra labels, and other acoustics (more noise, band-limiting), like FSDKaggle2019.
+problem. About 15% of clips mix two sources; clips last 0.4 s to 15 s. The noisy split has
+twice the clips and other acoustics (more noise, band-limiting), and ~30% of its clips show
+labels other than the truth: ~15% one wrong label instead of the true ones, ~14% an extra wrong
+label, and ~1% a missing label (only two-label clips can lose one). At scale 1 the whole
+dataset stays under 50 MB for every seed.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from fat.dataset import SAMPLE_SUBMISSION, SPLITS
 from fat.labels import official_vocabulary
 
 SAMPLE_RATE = 22050  # half of the feature rate: small files, and featurize's resampling is used
+MIN_SECONDS, MAX_SECONDS = 0.4, 15.0
+WAV_HEADER_BYTES = 44  # soundfile's PCM_16 WAV header; each sample takes 2 more bytes
+# The issue's limit is 50 MB at scale 1; the CSVs take ~0.05 MB of it.
+AUDIO_BYTES_PER_SCALE = 49_900_000
+LABEL_CSVS = {"curated": "train_curated.csv", "noisy": "train_noisy.csv", "test": "test_labels.csv"}
+BAD_FILES = ("bad_empty.wav", "bad_text.wav", "bad_missing.wav")
 
 Sound = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -146,9 +157,12 @@ def _normalise(x: np.ndarray, peak: float) -> np.ndarray:
     return x * (peak / (np.abs(x).max() + 1e-9))
 
 
-def _clip(rng: np.random.Generator, labels: list[str], noisy: bool) -> np.ndarray:
-    seconds = float(np.clip(rng.lognormal(0.7, 0.7), 0.4, 15.0))
-    n = int(seconds * SAMPLE_RATE)
+def _draw_samples(rng: np.random.Generator) -> int:
+    seconds = float(np.clip(rng.lognormal(0.7, 0.7), MIN_SECONDS, MAX_SECONDS))
+    return int(seconds * SAMPLE_RATE)
+
+
+def _clip(rng: np.random.Generator, labels: list[str], n: int, noisy: bool) -> np.ndarray:
     mix = np.zeros(n)
     for i, label in enumerate(labels):
         part = _normalise(SOUNDS[label](rng, n), rng.uniform(0.3, 0.8))
@@ -172,7 +186,8 @@ def _labels_for(rng: np.random.Generator, classes: list[str]) -> list[str]:
 
 
 def _corrupt(rng: np.random.Generator, labels: list[str], classes: list[str]) -> list[str]:
-    """Noisy-split labels: ~30% wrong, missing or extra."""
+    """Noisy-split labels: 15% one wrong label instead of the true ones, ~14% an extra wrong
+    label, ~1% a missing one (7% of the two-label clips), the rest the truth."""
     r = rng.random()
     if r < 0.15:
         return [str(rng.choice([c for c in classes if c not in labels]))]  # wrong
@@ -183,44 +198,96 @@ def _corrupt(rng: np.random.Generator, labels: list[str], classes: list[str]) ->
     return labels
 
 
+class _ByteBudget:
+    """Caps clip lengths so that all WAVs fit in `total` bytes.
+
+    Each cap leaves exactly enough for the clips still to come at MIN_SECONDS, so it only bites
+    when the drawn lengths would overflow: a seed that fits (seed 0 does) is left unchanged, and
+    one that would not gets its last clips cut, down to MIN_SECONDS.
+    """
+
+    _MIN_WAV_BYTES = WAV_HEADER_BYTES + 2 * int(MIN_SECONDS * SAMPLE_RATE)
+
+    def __init__(self, total: int, clips: int):
+        self.left, self.clips_left = total, clips
+
+    def take(self, samples: int) -> int:
+        self.clips_left -= 1
+        reserved = self.clips_left * self._MIN_WAV_BYTES
+        samples = min(samples, (self.left - reserved - WAV_HEADER_BYTES) // 2)
+        self.left -= WAV_HEADER_BYTES + 2 * samples
+        return samples
+
+
+@dataclass(frozen=True)
+class DemoClip:
+    split: str
+    name: str
+    audio: np.ndarray  # float32 at SAMPLE_RATE
+    truth: list[str]  # what the audio holds
+    shown: list[str]  # what the split's CSV says: not always the truth in the noisy split
+
+    @property
+    def wav_bytes(self) -> int:
+        return WAV_HEADER_BYTES + 2 * len(self.audio)
+
+
+def generate_clips(seed: int = 0, scale: float = 1.0) -> Iterator[DemoClip]:
+    """The dataset's clips in file order, with their true labels, without writing anything."""
+    classes = list(SOUNDS)
+    rng = np.random.default_rng(seed)
+    counts = {"curated": int(120 * scale), "noisy": int(240 * scale), "test": int(60 * scale)}
+    budget = _ByteBudget(int(AUDIO_BYTES_PER_SCALE * scale), sum(counts.values()))
+    for split, count in counts.items():
+        noisy = split == "noisy"
+        for i in range(count):
+            truth = _labels_for(rng, classes)
+            audio = _clip(rng, truth, budget.take(_draw_samples(rng)), noisy)
+            shown = _corrupt(rng, truth, classes) if noisy else truth
+            yield DemoClip(split, f"{split[0]}{seed:02d}{i:05d}.wav", audio, truth, shown)
+
+
 def _csv_row(name: str, labels: list[str], vocab: tuple[str, ...]) -> str:
     ordered = sorted(labels, key=vocab.index)
     return f'{name},"{",".join(ordered)}"' if len(ordered) > 1 else f"{name},{ordered[0]}"
 
 
-def write_demo_dataset(out: Path, seed: int = 0, scale: float = 1.0, bad_files: bool = False):
+def _write_lines(path: Path, header: str, rows: list[str]) -> None:
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+def _write_bad_files(out: Path) -> None:
+    """An empty file, a text file named .wav, and a CSV row whose file does not exist."""
+    empty, text, missing = BAD_FILES
+    noisy = out / SPLITS["noisy"].folder
+    (noisy / empty).write_bytes(b"")
+    (noisy / text).write_text("not audio\n")
+    with open(out / LABEL_CSVS["noisy"], "a") as f:
+        f.write(f"{empty},Bark\n{text},Meow\n{missing},Bark\n")
+
+
+def write_demo_dataset(
+    out: Path, seed: int = 0, scale: float = 1.0, bad_files: bool = False
+) -> dict[str, int]:
     """Write train_curated/, train_noisy/, test/, their CSVs, sample_submission.csv (80
-    columns) and test_labels.csv (the answer key). Returns the number of clips per split."""
+    columns) and test_labels.csv (the answer key). Returns the number of clips per split.
+    With `bad_files`, train_noisy.csv also lists the three BAD_FILES, which featurize skips."""
     out = Path(out)
     vocab = official_vocabulary()
-    classes = list(SOUNDS)
-    rng = np.random.default_rng(seed)
-    counts = {"curated": int(120 * scale), "noisy": int(240 * scale), "test": int(60 * scale)}
-    folders = {"curated": "train_curated", "noisy": "train_noisy", "test": "test"}
-    tables: dict[str, list[str]] = {}
-    for split, count in counts.items():
-        folder = out / folders[split]
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for i in range(count):
-            name = f"{split[0]}{seed:02d}{i:05d}.wav"
-            truth = _labels_for(rng, classes)
-            sf.write(folder / name, _clip(rng, truth, split == "noisy"), SAMPLE_RATE, "PCM_16")
-            shown = _corrupt(rng, truth, classes) if split == "noisy" else truth
-            rows.append(_csv_row(name, shown, vocab))
-        tables[split] = rows
-    header = "fname,labels\n"
-    (out / "train_curated.csv").write_text(header + "\n".join(tables["curated"]) + "\n")
-    (out / "train_noisy.csv").write_text(header + "\n".join(tables["noisy"]) + "\n")
-    (out / "test_labels.csv").write_text(header + "\n".join(tables["test"]) + "\n")
+    rows: dict[str, list[str]] = {split: [] for split in LABEL_CSVS}
+    for split in rows:
+        (out / SPLITS[split].folder).mkdir(parents=True, exist_ok=True)
+    for clip in generate_clips(seed, scale):
+        path = out / SPLITS[clip.split].folder / clip.name
+        sf.write(path, clip.audio, SAMPLE_RATE, "PCM_16")
+        rows[clip.split].append(_csv_row(clip.name, clip.shown, vocab))
+    for split, name in LABEL_CSVS.items():
+        _write_lines(out / name, "fname,labels", rows[split])
     zeros = ",".join(["0"] * len(vocab))
-    submission = ["fname," + ",".join(vocab)]
-    submission += [row.split(",")[0] + "," + zeros for row in tables["test"]]
-    (out / "sample_submission.csv").write_text("\n".join(submission) + "\n")
+    test_ids = [row.split(",")[0] for row in rows["test"]]
+    _write_lines(
+        out / SAMPLE_SUBMISSION, "fname," + ",".join(vocab), [f"{c},{zeros}" for c in test_ids]
+    )
     if bad_files:
-        noisy = out / "train_noisy"
-        (noisy / "bad_empty.wav").write_bytes(b"")
-        (noisy / "bad_text.wav").write_text("not audio\n")
-        with open(out / "train_noisy.csv", "a") as f:
-            f.write("bad_empty.wav,Bark\nbad_text.wav,Meow\nbad_missing.wav,Bark\n")
-    return counts
+        _write_bad_files(out)
+    return {split: len(r) for split, r in rows.items()}
