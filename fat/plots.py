@@ -12,6 +12,16 @@ from fat.config import LogMelConfig  # noqa: E402
 from fat.melscale import mel_band_edges_hz  # noqa: E402
 
 
+def save_png(fig, path: Path, dpi: int) -> Path:
+    """Write `fig` to `path` (creating its folder) and free it. Never bbox_inches="tight": it
+    would make the pixel size depend on the labels, and callers document their sizes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def draw_logmel(ax, features: np.ndarray, cfg: LogMelConfig):
     """A log-mel (n_mels, n_frames) on `ax`: time in seconds, mel bands labelled in Hz.
     Returns the image, for a colour bar."""
@@ -31,52 +41,16 @@ def draw_logmel(ax, features: np.ndarray, cfg: LogMelConfig):
     return image
 
 
-def plot_logmel(
-    features: np.ndarray,
-    cfg: LogMelConfig,
-    title: str,
-    path: Path,
-    overlay: np.ndarray | None = None,
-    overlay_labels: list[str] | None = None,
-) -> Path:
-    """A log-mel (n_mels, n_frames) with time in seconds and mel-band frequencies in Hz;
-    `overlay` (n_rows, n_frames) adds a heat-map panel below (e.g. frame-level predictions)."""
-    features = np.asarray(features, dtype=np.float32)
-    seconds = features.shape[1] / cfg.frames_per_second
-    rows = 2 if overlay is not None else 1
-    fig, axes = plt.subplots(
-        rows,
-        1,
-        figsize=(10, 4 + 2.5 * (rows - 1)),
-        squeeze=False,
-        sharex=True,
-        gridspec_kw={"height_ratios": [3] + [2] * (rows - 1)},
-    )
-    ax = axes[0, 0]
-    image = draw_logmel(ax, features, cfg)
+def plot_logmel(features: np.ndarray, cfg: LogMelConfig, title: str, path: Path) -> Path:
+    """A log-mel (n_mels, n_frames) with time in seconds and mel-band frequencies in Hz.
+    Predictions over a log-mel are `fat.analysis.figures.plot_clip_prediction`."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    image = draw_logmel(ax, np.asarray(features, dtype=np.float32), cfg)
     ax.set_title(title, fontsize=10)
+    ax.set_xlabel("time (s)")
     fig.colorbar(image, ax=ax, label="dB", pad=0.01)
-    if overlay is not None:
-        ax2 = axes[1, 0]
-        heat = ax2.imshow(
-            overlay,
-            origin="lower",
-            aspect="auto",
-            cmap="viridis",
-            vmin=0,
-            vmax=1,
-            extent=(0, seconds, 0, overlay.shape[0]),
-            interpolation="nearest",
-        )
-        ax2.set_yticks(np.arange(overlay.shape[0]) + 0.5)
-        ax2.set_yticklabels(overlay_labels or [], fontsize=7)
-        ax2.set_ylabel("class")
-        fig.colorbar(heat, ax=ax2, label="probability", pad=0.01)
-    axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=110)
 
 
 def plot_split_overview(
@@ -100,6 +74,4 @@ def plot_split_overview(
     hist.set_title(f"durations: median {np.median(durations) if len(durations) else 0:.1f} s")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=110)

@@ -9,8 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from click.testing import CliRunner
+from conftest import build_store
 from PIL import Image
 
+from fat.analysis.clips import pick_clips, predict_clips
 from fat.analysis.figures import (
     BarChart,
     plot_clip_prediction,
@@ -20,12 +24,19 @@ from fat.analysis.figures import (
     plot_metric_curves,
     plot_per_class,
     plot_per_class_split,
+    zoomed_ticks,
 )
 from fat.analysis.report import write_report
 from fat.analysis.runs import load_run
+from fat.cli import main
 from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.labels import official_vocabulary
+from fat.store import open_store
+from fat.train.checkpoint import load_trained_model
+from fat.train.config import TrainConfig
+from fat.train.loop import train
+from fat.train.predict import validation_clips
 
 VOCAB = list(official_vocabulary())
 PRESENT = VOCAB[:10]  # the classes the synthetic validation set has labels for
@@ -161,6 +172,19 @@ def png_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
+def count_bars(path: Path) -> int:
+    """Horizontal bars in a per-class chart, counted from its pixels: bands of rows that hold
+    a run of at least 5 coloured pixels. Text, grid and the mean lines are grey, black or a
+    couple of pixels thin; the bars are the only wide coloured shapes."""
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=int)
+    coloured = (rgb.max(axis=2) - rgb.min(axis=2)) > 40
+    run = 5
+    sums = np.cumsum(np.pad(coloured, ((0, 0), (1, 0))), axis=1)
+    rows = ((sums[:, run:] - sums[:, :-run]) == run).any(axis=1)
+    return int((np.diff(rows.astype(int), prepend=0) == 1).sum())
+
+
 def test_load_run(runs):
     (a, best_a, epoch_a), (b, _, _) = runs
     run = load_run(a)
@@ -202,11 +226,13 @@ def test_per_class_charts(runs, tmp_path):
     assert set(chart.classes) == set(PRESENT)
     assert list(chart.classes) == list(values.sort_values(ascending=False).index)
     assert png_size(chart.path) == (1000, 400)  # max(400, 150 + 25 * 10)
+    assert count_bars(chart.path) == len(PRESENT)
 
     # 80 entries with NaN for absent classes: only the present ones become bars; height grows
     padded = values.reindex(VOCAB)
     many = plot_per_class(padded.fillna(0.5), tmp_path / "pc80.png", "all 80")
     assert many.n_bars == 80 and png_size(many) == (1000, 150 + 25 * 80)
+    assert count_bars(many) == 80
     assert plot_per_class(padded, tmp_path / "pc10.png", "NaN dropped").n_bars == 10
 
     curated, _ = run.per_class_at(epoch, "curated")
@@ -332,3 +358,104 @@ def test_runs_repeated_over_seeds_are_compared(tmp_path):
     assert table["std"][0] == pytest.approx(np.std(finals, ddof=1))
     with Image.open(tmp_path / "report" / "comparison.png") as image:
         assert image.size[0] == 1000
+
+
+def test_comparison_axis_zooms_to_the_data():
+    finals = [0.941, 0.909, 0.955, 0.907, 0.869, 0.962]  # differences of 0.01 matter
+    ticks = zoomed_ticks(finals)
+    assert ticks[0] <= min(finals) and ticks[-1] >= max(finals)
+    assert ticks[0] > 0.8 and ticks[-1] - ticks[0] < 0.15  # not an axis from 0
+    assert np.all(np.diff(ticks) > 0)
+    same = zoomed_ticks([0.5, 0.5, np.nan])
+    assert same[0] < 0.5 < same[-1] and same[-1] - same[0] >= 0.01
+    with pytest.raises(FatError, match="no finite value"):
+        zoomed_ticks([np.nan])
+
+
+CROP = 32
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A GCNN (it has frame outputs, so clip figures get the heat-map) trained 2 epochs on a
+    tiny store, and the store, which has a labelled test split."""
+    root = tmp_path_factory.mktemp("real")
+    store = root / "features.zarr"
+    build_store(store, 60, split="curated")
+    build_store(store, 8, split="test")
+    cfg = TrainConfig(
+        store=str(store),
+        out=str(root / "gcnn"),
+        arch="gcnn",
+        width=0.0625,
+        epochs=2,
+        batch_size=8,
+        crop_frames=CROP,
+        val_fraction=0.3,  # enough validation classes (27) that the chart's height counts them
+        seed=1,
+    )
+    train(cfg, progress=False)
+    return store, root / "gcnn"
+
+
+def clip_figure_height(scores: np.ndarray, truth: np.ndarray, top_k: int = 5) -> int:
+    """Pixel height plot_clip_prediction documents, with the frame heat-map: 350 + (100 +
+    25 * top_k) + (100 + 25 * bars), bars = top_k + true labels ranked below the top k."""
+    top = set(np.argsort(-scores, kind="stable")[:top_k].tolist())
+    bars = top_k + sum(1 for c in np.flatnonzero(truth) if c not in top)
+    return 350 + (100 + 25 * top_k) + (100 + 25 * bars)
+
+
+def test_report_on_a_real_run(real_run, tmp_path):
+    store, run = real_run
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main, ["report", str(run), "--out", str(out), "--clips", "2", "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+
+    written = {p.name for p in out.glob("*.png")}
+    referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (out / "index.md").read_text())
+    assert sorted(referenced) == sorted(written)
+
+    for name in ("lwlrap.png", "loss.png", "lr.png"):
+        assert png_size(out / name) == (1000, 500)
+    assert png_size(out / "grad_norms.png") == (1000, 450)  # one run: 150 + 300
+
+    # One bar per class with a label among the validation clips the trainer held out.
+    trained = load_trained_model(run)
+    curated = open_store(store).split("curated")
+    held_out = curated.labels[validation_clips(trained, curated)]
+    n_present = int((held_out.sum(axis=0) > 0).sum())
+    best_epoch = load_run(run).best[0]
+    chart = out / f"gcnn_per_class_epoch{best_epoch}.png"
+    assert count_bars(chart) == n_present
+    assert png_size(chart) == (1000, max(400, 150 + 25 * n_present))
+
+    # One figure per requested clip, sized by that clip's scores and true labels.
+    test = open_store(store).split("test")
+    clips = sorted(f for f in written if f.startswith("gcnn_clip_"))
+    assert clips == sorted(f"gcnn_clip_{c[:-4]}.png" for c in test.clip_ids[:2])
+    for p in predict_clips(trained, test, np.arange(2), torch.device("cpu")):
+        expected = clip_figure_height(p.scores, test.labels[p.clip])
+        assert png_size(out / f"gcnn_clip_{test.clip_ids[p.clip][:-4]}.png") == (1000, expected)
+
+
+@pytest.mark.parametrize("tta", ["mean", "max"])
+def test_clip_scores_are_the_submission_scores(real_run, tmp_path, tta):
+    store, run = real_run
+    sub = tmp_path / "sub.csv"
+    result = CliRunner().invoke(
+        main, ["predict", str(run), "--out", str(sub), "--tta", tta, "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    trained = load_trained_model(run)
+    test = open_store(store).split("test")
+    clips = pick_clips(test, 3)
+    predictions = predict_clips(trained, test, clips, torch.device("cpu"), tta)
+    submission = pd.read_csv(sub).set_index("fname")
+    for p in predictions:
+        assert np.allclose(p.scores, submission.loc[test.clip_ids[p.clip]], atol=2e-6)
+        # The heat-map covers the whole clip at the GCNN's frame rate (4 input frames each).
+        assert p.frame_probs.shape == (int(np.ceil(test.lengths[p.clip] / 4)), 80)
+        assert p.frame_probs.min() >= 0 and p.frame_probs.max() <= 1

@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from fat.analysis.runs import GRAD_PREFIX, RunHistory, as_runs, final_value, has_values  # noqa: E402
 from fat.config import LogMelConfig  # noqa: E402
 from fat.errors import FatError  # noqa: E402
-from fat.plots import draw_logmel  # noqa: E402
+from fat.plots import draw_logmel, save_png  # noqa: E402
 
 DPI = 100
 WIDTH_IN = 10.0  # every figure is 1000 px wide
@@ -56,15 +56,6 @@ class BarChart:
 
 def _run_colour(i: int):
     return plt.get_cmap("tab10")(i % 10)
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # No bbox_inches="tight": it would make the pixel size depend on the labels.
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
 
 
 def _legend(ax, n_entries: int) -> None:
@@ -117,7 +108,7 @@ def plot_metric_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     _legend(ax, entries)
-    return _save(fig, path)
+    return save_png(fig, path, DPI)
 
 
 def plot_loss_curves(
@@ -156,7 +147,7 @@ def plot_loss_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     _legend(ax, entries)
-    return _save(fig, path)
+    return save_png(fig, path, DPI)
 
 
 def plot_lr_schedule(
@@ -191,7 +182,7 @@ def plot_lr_schedule(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     _legend(ax, entries)
-    return _save(fig, path)
+    return save_png(fig, path, DPI)
 
 
 def plot_grad_norms(
@@ -253,7 +244,7 @@ def plot_grad_norms(
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axes[-1, 0].set_xlabel("epoch")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path, DPI)
 
 
 def _per_class_height(n: int, per_bar: float) -> float:
@@ -308,8 +299,7 @@ def plot_per_class(
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
-    chart = BarChart(_save(fig, path), n, tuple(str(c) for c in values.index))
-    return chart
+    return BarChart(save_png(fig, path, DPI), n, tuple(str(c) for c in values.index))
 
 
 def plot_per_class_split(curated: pd.Series, noisy: pd.Series, path: Path, title: str) -> BarChart:
@@ -354,7 +344,7 @@ def plot_per_class_split(curated: pd.Series, noisy: pd.Series, path: Path, title
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
-    return BarChart(_save(fig, path), n, tuple(str(c) for c in classes))
+    return BarChart(save_png(fig, path, DPI), n, tuple(str(c) for c in classes))
 
 
 def plot_clip_prediction(
@@ -470,20 +460,58 @@ def plot_clip_prediction(
         frameon=False,
         borderaxespad=0.2,
     )
-    return _save(fig, path)
+    return save_png(fig, path, DPI)
+
+
+def zoomed_ticks(values: Sequence[float], min_span: float = 0.01, nbins: int = 8) -> np.ndarray:
+    """Ticks for an axis that shows just the range of the finite `values` (widened to
+    `min_span`, so noise in the fourth decimal is not blown up), the first tick at or below
+    the smallest value and the last at or above the largest. An axis from 0 would squeeze
+    differences of a hundredth between configurations into a few pixels."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        raise FatError("no finite value to draw")
+    lo, hi = float(finite.min()), float(finite.max())
+    # A little room either side keeps markers on the first or last tick from being clipped.
+    margin = max(0.03 * (hi - lo), (min_span - (hi - lo)) / 2)
+    ticks = MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo - margin, hi + margin)
+    first = ticks[ticks <= lo - margin].max()
+    last = ticks[ticks >= hi + margin].min()
+    return ticks[(ticks >= first) & (ticks <= last)]
+
+
+def _group_label(config: str, seeds: int, mean: float, std: float) -> str:
+    spread = f"+- {std:.3f}" if seeds > 1 else "(1 seed)"
+    return f"{config}\n{mean:.3f} {spread}"
 
 
 def plot_group_comparison(summary: pd.DataFrame, groups: dict, metric: str, path: Path) -> Path:
-    """Mean final `metric` per configuration with a +-1 std bar and each seed as a dot."""
+    """Mean final `metric` per configuration (diamond, +-1 std whiskers, values in the label)
+    with each seed as a dot, on an x axis zoomed to the data: its start is the first tick
+    label and is named in the axis label. A dotted line marks the first configuration's mean,
+    the one the others are compared with. Size: 1000 px wide, max(300, 160 + 45 * configs)
+    px high."""
     n = len(summary)
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(3.0, 1.2 + 0.45 * n)), layout="constrained")
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(3.0, 1.6 + 0.45 * n)), layout="constrained")
     y = np.arange(n)[::-1]
-    ax.barh(y, summary["mean"], xerr=summary["std"].fillna(0), color="#9ecae1", capsize=4)
-    for yi, name in zip(y, summary["config"], strict=True):
-        values = [final_value(r, metric) for r in groups[name]]
-        ax.plot(values, [yi] * len(values), "o", color="#08519c", markersize=4)
-    ax.set_yticks(y, summary["config"])
-    ax.set_xlabel(f"final {_METRIC_LABELS.get(metric, metric)} (bar: mean +- std; dots: seeds)")
+    mean = summary["mean"].to_numpy(dtype=float)
+    std = summary["std"].fillna(0).to_numpy(dtype=float)
+    seeds = [[final_value(r, metric) for r in groups[name]] for name in summary["config"]]
+    for yi, values in zip(y, seeds, strict=True):
+        ax.plot(values, [yi] * len(values), "o", color="#6baed6", markersize=5)
+    ax.errorbar(mean, y, xerr=std, fmt="D", color="#08519c", markersize=7, capsize=5)
+    ax.axvline(mean[0], color="gray", linestyle=":", label=f"mean of {summary['config'].iloc[0]}")
+    labels = map(_group_label, summary["config"], summary["seeds"], mean, std)
+    ax.set_yticks(y, list(labels), fontsize=8)
+    ax.set_ylim(-0.6, n - 0.4)
+    ticks = zoomed_ticks([*(mean - std), *(mean + std), *(v for vs in seeds for v in vs)])
+    ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
+    ax.set_xlim(ticks[0], ticks[-1])
+    start = f"; axis starts at {ticks[0]:g}, not 0" if ticks[0] > 0 else ""
+    name = _METRIC_LABELS.get(metric, metric)
+    ax.set_xlabel(f"final {name} (diamond: mean +- std; dots: seeds{start})")
     ax.set_title(f"{metric} by configuration, same budget")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    fig.legend(loc="outside lower center", fontsize=8)
+    return save_png(fig, path, DPI)

@@ -7,22 +7,22 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-_RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
-_CHECKPOINT = click.option(
+RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
+CHECKPOINT = click.option(
     "--checkpoint", type=click.Choice(["best", "last", "swa"]), default="best", show_default=True
 )
-_STORE = click.option(
+STORE = click.option(
     "--store", type=click.Path(path_type=Path), default=None, help="Default: the run's store."
 )
-_TTA = click.option(
+TTA = click.option(
     "--tta",
     type=click.Choice(["mean", "max"]),
     default="mean",
     show_default=True,
     help="How a clip's sliding windows are combined.",
 )
-_OVERLAP = click.option("--overlap", default=0.5, show_default=True, help="Window overlap.")
-_DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+OVERLAP = click.option("--overlap", default=0.5, show_default=True, help="Window overlap.")
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 
 
 def _score(run, split, clips, device_name, tta, overlap, quiet, what):
@@ -36,9 +36,9 @@ def _score(run, split, clips, device_name, tta, overlap, quiet, what):
 
 
 @click.command()
-@_RUN
-@_CHECKPOINT
-@_STORE
+@RUN
+@CHECKPOINT
+@STORE
 @click.option("--split", default="test", show_default=True)
 @click.option(
     "--out",
@@ -46,9 +46,9 @@ def _score(run, split, clips, device_name, tta, overlap, quiet, what):
     default=None,
     help="Submission CSV (default RUN/submission_<split>.csv).",
 )
-@_TTA
-@_OVERLAP
-@_DEVICE
+@TTA
+@OVERLAP
+@DEVICE
 @click.option(
     "--frames",
     type=click.Path(path_type=Path),
@@ -85,9 +85,9 @@ def predict(run, checkpoint, store, split, out, tta, overlap, device, frames, qu
 
 
 @click.command()
-@_RUN
-@_CHECKPOINT
-@_STORE
+@RUN
+@CHECKPOINT
+@STORE
 @click.option(
     "--split",
     default="val",
@@ -100,9 +100,9 @@ def predict(run, checkpoint, store, split, out, tta, overlap, device, frames, qu
     default=None,
     help="Folder for summary.json and per_class.csv (default RUN/eval/<split>).",
 )
-@_TTA
-@_OVERLAP
-@_DEVICE
+@TTA
+@OVERLAP
+@DEVICE
 @click.option("--worst", default=10, show_default=True, help="Classes listed in the table.")
 @click.option("--quiet", is_flag=True)
 def evaluate(run, checkpoint, store, split, out, tta, overlap, device, worst, quiet) -> None:
@@ -140,9 +140,9 @@ def evaluate(run, checkpoint, store, split, out, tta, overlap, device, worst, qu
 
 
 @click.command("select-noisy")
-@_RUN
-@_CHECKPOINT
-@_STORE
+@RUN
+@CHECKPOINT
+@STORE
 @click.option(
     "--min-lwlrap",
     default=0.5,
@@ -150,7 +150,7 @@ def evaluate(run, checkpoint, store, split, out, tta, overlap, device, worst, qu
     help="Keep noisy clips whose own labels rank at least this well.",
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Clip list file.")
-@_DEVICE
+@DEVICE
 @click.option("--quiet", is_flag=True)
 def select_noisy(run, checkpoint, store, min_lwlrap, out, device, quiet) -> None:
     """Score the noisy split with a run and list the clips whose labels it agrees with
