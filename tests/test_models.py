@@ -87,3 +87,34 @@ def test_a_few_steps_lower_the_loss_and_reach_the_first_layer(arch):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.85 * losses[0], losses
+
+
+def test_recurrent_stack_with_tanh_equals_torch_gru():
+    """The hand-written GRU (needed for the paper's linear/sigmoid activations) is torch's GRU
+    when given tanh and the same weights."""
+    from fat.train.models import BiGRUStack
+
+    torch.manual_seed(0)
+    ours = BiGRUStack(6, 5, ("tanh",), init="plain")
+    theirs = torch.nn.GRU(6, 5, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for k, suffix in enumerate(("", "_reverse")):
+            ours.w_ih[k].copy_(getattr(theirs, f"weight_ih_l0{suffix}").T)
+            ours.w_hh[k].copy_(getattr(theirs, f"weight_hh_l0{suffix}").T)
+            ours.b_ih[k, 0].copy_(getattr(theirs, f"bias_ih_l0{suffix}"))
+            ours.b_hh[k, 0].copy_(getattr(theirs, f"bias_hh_l0{suffix}"))
+    x = torch.randn(3, 7, 6)
+    assert torch.allclose(ours(x)[0], theirs(x)[0], atol=1e-6)
+
+
+def test_gated_recurrent_layer_is_linear_times_sigmoid():
+    from fat.train.models import GatedBiGRU
+
+    torch.manual_seed(0)
+    layer = GatedBiGRU(6, 5, gate="gated")
+    linear, sigmoid = layer.rnns(torch.randn(2, 9, 6))
+    assert linear.min() < -0.05 or linear.max() > 1.05  # not squashed
+    assert sigmoid.min() >= 0 and sigmoid.max() <= 1
+    seed = GatedBiGRU(6, 5, gate="sigmoid")
+    out = seed(torch.randn(2, 9, 6))
+    assert out.shape == (2, 9, 10) and out.min() >= 0 and out.max() <= 1

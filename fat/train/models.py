@@ -133,35 +133,82 @@ class GatedConvBlock(nn.Module):
         return nn.functional.glu(self.bn(self.conv(x)), dim=1)
 
 
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "linear": lambda v: v,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+
+class BiGRUStack(nn.Module):
+    """Independent bidirectional GRUs over the same input, one per candidate activation, run in
+    one batched loop over time. torch's nn.GRU fixes the activation to tanh; the paper's layer
+    (Keras `GRU(activation=...)` in the official code) needs "linear" and "sigmoid".
+
+    Gates follow torch/cuDNN: r, z = sigmoid(W x + b + U h + c); n = act(W_n x + b_n +
+    r * (U_n h + c_n)); h' = (1 - z) * n + z * h. Returns one (B, T, 2H) output per activation.
+    """
+
+    def __init__(self, n_in: int, hidden: int, activations: tuple[str, ...], init: str):
+        super().__init__()
+        unknown = set(activations) - set(_ACTIVATIONS)
+        if unknown:
+            raise FatError(f"unknown recurrent activation {sorted(unknown)}")
+        self.activations = activations
+        self.hidden = hidden
+        rnns = 2 * len(activations)  # forward and backward of each
+        self.w_ih = nn.Parameter(torch.empty(rnns, n_in, 3 * hidden))
+        self.w_hh = nn.Parameter(torch.empty(rnns, hidden, 3 * hidden))
+        self.b_ih = nn.Parameter(torch.zeros(rnns, 1, 3 * hidden))
+        self.b_hh = nn.Parameter(torch.zeros(rnns, 1, 3 * hidden))
+        with torch.no_grad():
+            if init == "default":  # Xavier input weights, orthogonal recurrent ones, zero bias
+                for k in range(rnns):
+                    for g in range(3):
+                        cols = slice(g * hidden, (g + 1) * hidden)
+                        nn.init.xavier_uniform_(self.w_ih[k, :, cols])
+                        nn.init.orthogonal_(self.w_hh[k, :, cols])
+            else:  # torch's nn.GRU default: everything uniform in +-1/sqrt(hidden)
+                for p in self.parameters():
+                    nn.init.uniform_(p, -(hidden**-0.5), hidden**-0.5)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        steps, half = x.shape[1], len(self.activations)
+        # Backward directions read the sequence reversed; all inputs projected at once.
+        seq = torch.stack([x, x.flip(1)] * half)  # (rnns, B, T, I)
+        gates_x = torch.matmul(seq, self.w_ih[:, None]) + self.b_ih[:, None]
+        h = x.new_zeros(len(seq), x.shape[0], self.hidden)
+        outputs = []
+        for t in range(steps):
+            x_r, x_z, x_n = gates_x[:, :, t].chunk(3, dim=-1)
+            h_r, h_z, h_n = torch.baddbmm(self.b_hh, h, self.w_hh).chunk(3, dim=-1)
+            r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+            pre = x_n + r * h_n
+            n = torch.cat(
+                [_ACTIVATIONS[a](pre[2 * i : 2 * i + 2]) for i, a in enumerate(self.activations)]
+            )
+            h = (1 - z) * n + z * h
+            outputs.append(h)
+        out = torch.stack(outputs, dim=2)  # (rnns, B, T, H)
+        return [torch.cat([out[2 * i], out[2 * i + 1].flip(1)], dim=-1) for i in range(half)]
+
+
 class GatedBiGRU(nn.Module):
-    """The paper's gated recurrent layer: a bidirectional GRU's output multiplied by a sigmoid
-    gate computed by a second bidirectional GRU ("gated"), or the seed's variant where the
-    layer's only output is a sigmoid of one GRU ("sigmoid"), which saturates."""
+    """The paper's gated recurrent layer: a bidirectional GRU with linear activation multiplied
+    by one with sigmoid activation ("gated", the official code's
+    `GRU(activation='linear') * GRU(activation='sigmoid')`), or the seed's variant: one GRU with
+    sigmoid activation and no linear path ("sigmoid"), whose outputs saturate."""
 
     def __init__(self, n_in: int, hidden: int, gate: str = "gated", init: str = "default"):
         super().__init__()
         if gate not in ("gated", "sigmoid"):
             raise FatError(f"rnn_gate must be gated or sigmoid, got {gate!r}")
-        self.gate = gate
-        self.rnn = nn.GRU(n_in, hidden, batch_first=True, bidirectional=True)
-        self.rnn_gate = (
-            nn.GRU(n_in, hidden, batch_first=True, bidirectional=True) if gate == "gated" else None
-        )
-        if init == "default":
-            for gru in (self.rnn, self.rnn_gate):
-                for name, p in gru.named_parameters() if gru is not None else []:
-                    if "weight_hh" in name:
-                        nn.init.orthogonal_(p)
-                    elif "weight_ih" in name:
-                        nn.init.xavier_uniform_(p)
-                    else:
-                        nn.init.zeros_(p)
+        activations = ("linear", "sigmoid") if gate == "gated" else ("sigmoid",)
+        self.rnns = BiGRUStack(n_in, hidden, activations, init)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.rnn(x)[0]
-        if self.gate == "sigmoid":
-            return torch.sigmoid(out)
-        return out * torch.sigmoid(self.rnn_gate(x)[0])
+        outputs = self.rnns(x)
+        return outputs[0] * outputs[1] if len(outputs) == 2 else outputs[0]
 
 
 def attention_pool(
