@@ -3,7 +3,13 @@ of soundfile + librosa in one process (BLAS limited to one thread), same clips, 
 
     python bench/featurize.py [--clips 600] [--workers N]
 
-fat's times include starting its worker processes and writing the store, as a user sees them.
+fat's times cover the whole `featurize_split` call (CSV, store, threads, every write), as a user
+sees them after start-up. For whole processes, start-up and imports included:
+
+    python bench/featurize.py --write-clips DIR            # the same clips, kept in DIR
+    farm-bench -n 5 --timeout 600 -- .venv/bin/fat featurize --data-dir DIR --split curated \
+        --store /tmp/b.zarr --overwrite --quiet --vs '.venv/bin/python bench/featurize.py \
+        --librosa-only DIR'
 """
 
 import argparse
@@ -57,8 +63,16 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=600)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-clips", type=Path, help="Only write the clips into this folder.")
+    parser.add_argument("--librosa-only", type=Path, help="Only run the librosa loop on a folder.")
     args = parser.parse_args()
     cfg = LogMelConfig()
+    if args.write_clips:
+        write_clips(args.write_clips, args.clips, args.seed)
+        return
+    if args.librosa_only:
+        librosa_loop(args.librosa_only / "train_curated", cfg)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="fat-bench-"))
     try:
         audio_s = write_clips(tmp / "data", args.clips, args.seed)

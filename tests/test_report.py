@@ -35,6 +35,7 @@ from fat.labels import official_vocabulary
 from fat.store import open_store
 from fat.train.checkpoint import load_trained_model
 from fat.train.config import TrainConfig
+from fat.train.loop import METRIC_COLUMNS as TRAINER_COLUMNS
 from fat.train.loop import train
 from fat.train.predict import validation_clips
 
@@ -42,21 +43,7 @@ VOCAB = list(official_vocabulary())
 PRESENT = VOCAB[:10]  # the classes the synthetic validation set has labels for
 EPOCHS = 5
 GROUPS = ("block1", "head")
-METRIC_COLUMNS = [
-    "epoch",
-    "step",
-    "lr",
-    "train_loss",
-    "val_loss",
-    "val_lwlrap",
-    "val_lwlrap_curated",
-    "val_lwlrap_noisy",
-    "swa_val_lwlrap",
-    "samples_per_s",
-    "data_wait_frac",
-    "epoch_seconds",
-    *[f"grad_norm:{g}" for g in GROUPS],
-]
+METRIC_COLUMNS = [*TRAINER_COLUMNS, *[f"grad_norm:{g}" for g in GROUPS]]
 
 
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:

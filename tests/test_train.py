@@ -318,8 +318,10 @@ def test_cli_model_options_reach_the_model(tiny_store, tmp_path):
         "gcnn",
         "--gcnn-channels",
         "8",
+        "--rnn-gate",
+        "sigmoid",
         "--model-arg",
-        "rnn_gate=sigmoid",
+        "pooling=prob",
         "--width",
         "0.5",
         "--epochs",
@@ -334,7 +336,7 @@ def test_cli_model_options_reach_the_model(tiny_store, tmp_path):
     assert result.exit_code == 0, result.output
     model = load_trained_model(out, "last").model
     assert model.pairs[0][0].conv.out_channels == 2 * 4  # 8 channels x width 0.5, GLU doubles
-    assert model.rnn.gate == "sigmoid"
+    assert model.rnn.gate == "sigmoid" and model.pooling == "prob"
 
 
 def test_sigkilled_run_resumes_like_an_uninterrupted_one(tiny_store, tmp_path):

@@ -61,6 +61,13 @@ def parse_model_kwargs(items: tuple[str, ...]) -> dict:
 @click.option(
     "--gcnn-channels", type=int, default=None, help="GCNN conv channels (64 or 128; x --width)."
 )
+@click.option(
+    "--rnn-gate",
+    type=click.Choice(["gated", "sigmoid"]),
+    default=None,
+    help="GCNN recurrent layer: gated = linear BiGRU x sigmoid BiGRU (the paper), "
+    "sigmoid = one sigmoid BiGRU (the seed).",
+)
 @click.option("--train-splits", default="curated", show_default=True, help="curated[,noisy]")
 @click.option("--val-fraction", default=0.2, show_default=True)
 @click.option("--mixup", default=0.0, show_default=True, help="Beta alpha; 0 = off.")
@@ -103,15 +110,21 @@ def train(ctx: click.Context, **kw) -> None:
     }
     resume, quiet = kw.pop("resume"), kw.pop("quiet")
     kw["model_kwargs"] = parse_model_kwargs(kw.pop("model_arg"))
-    gcnn_channels = kw.pop("gcnn_channels")
-    if gcnn_channels is not None:
-        kw["model_kwargs"]["gcnn_channels"] = gcnn_channels
+    for option in ("gcnn_channels", "rnn_gate"):  # model settings with flags of their own
+        value = kw.pop(option)
+        if value is not None:
+            kw["model_kwargs"][option] = value
     kw["train_splits"] = tuple(s.strip() for s in kw["train_splits"].split(",") if s.strip())
     kw["split_weights"] = parse_pairs(kw["split_weights"], "--split-weights")
     kw["init"] = kw.pop("init_run")
     kw["store"], kw["out"] = str(kw["store"]), str(kw["out"])
     kw["name"] = Path(kw["out"]).name
-    renamed = {"model_arg": "model_kwargs", "gcnn_channels": "model_kwargs", "init_run": "init"}
+    renamed = {
+        "model_arg": "model_kwargs",
+        "gcnn_channels": "model_kwargs",
+        "rnn_gate": "model_kwargs",
+        "init_run": "init",
+    }
     explicit = {renamed.get(name, name) for name in explicit}
     if resume:
         saved = load_checkpoint(checkpoint_path(kw["out"], "last"))["config"]

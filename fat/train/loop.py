@@ -38,6 +38,22 @@ from fat.train.losses import lsoft_targets
 from fat.train.models import create_model
 from fat.train.schedule import lr_at
 
+# metrics.csv, one row per epoch; then a grad_norm:GROUP column per layer group of the model.
+METRIC_COLUMNS = [
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "val_loss",
+    "val_lwlrap",
+    "val_lwlrap_curated",
+    "val_lwlrap_noisy",
+    "swa_val_lwlrap",
+    "samples_per_s",
+    "data_wait_frac",
+    "epoch_seconds",
+]
+
 # Changing these between a run and its resumption would not continue the same experiment.
 _RESUMABLE_CHANGES = {"epochs", "workers", "loader", "device", "log_every", "memory_budget_gb"}
 
@@ -198,21 +214,7 @@ def train(
     grad_cols = [f"grad_norm:{name}" for name, _ in groups]
     metrics_log = CsvLog(
         out / "metrics.csv",
-        [
-            "epoch",
-            "step",
-            "lr",
-            "train_loss",
-            "val_loss",
-            "val_lwlrap",
-            "val_lwlrap_curated",
-            "val_lwlrap_noisy",
-            "swa_val_lwlrap",
-            "samples_per_s",
-            "data_wait_frac",
-            "epoch_seconds",
-            *grad_cols,
-        ],
+        [*METRIC_COLUMNS, *grad_cols],
         keep=lambda row: int(row["epoch"]) < start_epoch,
         enabled=lead,
     )

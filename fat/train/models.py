@@ -203,6 +203,7 @@ class GatedBiGRU(nn.Module):
         super().__init__()
         if gate not in ("gated", "sigmoid"):
             raise FatError(f"rnn_gate must be gated or sigmoid, got {gate!r}")
+        self.gate = gate
         activations = ("linear", "sigmoid") if gate == "gated" else ("sigmoid",)
         self.rnns = BiGRUStack(n_in, hidden, activations, init)
 
