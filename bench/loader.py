@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--disk-batches", type=int, default=150)
     parser.add_argument("--naive-crops", type=int, default=100)
     parser.add_argument("--widths", default="0.25,1.0")
-    parser.add_argument("--train-steps", type=int, default=6)
+    parser.add_argument("--train-steps", type=int, default=24)
     args = parser.parse_args()
     torch.set_num_threads(2)
     cfg = LogMelConfig()
