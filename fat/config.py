@@ -54,6 +54,8 @@ class LogMelConfig:
             problems.append(f"need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}")
         if self.window != "hann" or self.mel_scale != "slaney" or self.log_scale != "db":
             problems.append("only window=hann, mel_scale=slaney, log_scale=db are implemented")
+        if not self.center and self.min_samples < self.n_fft:
+            problems.append(f"center=False needs min_samples >= n_fft ({self.n_fft})")
         if self.dtype not in ("float16", "float32"):
             problems.append(f"dtype must be float16 or float32, got {self.dtype}")
         if problems:
@@ -65,7 +67,8 @@ class LogMelConfig:
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a clip of `n_samples` samples (after minimum-length padding)."""
-        return 1 + max(n_samples, self.min_samples) // self.hop_length
+        padded = max(n_samples, self.min_samples) + (2 * (self.n_fft // 2) if self.center else 0)
+        return 1 + (padded - self.n_fft) // self.hop_length
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.labels import official_vocabulary
 from fat.store import ClipRecord, open_store
+from fat.store.float16 import to_float16
 
 
 def test_round_trip_reads_exact_values(store_path):
@@ -251,3 +252,33 @@ def test_sigkill_during_appends_leaves_a_valid_store_and_rerun_completes(tmp_pat
         assert a.clip_ids == b.clip_ids
         assert np.array_equal(a.read_rows(0, a.n_frames), b.read_rows(0, b.n_frames))
         np.testing.assert_allclose(a.stats[0], b.stats[0])
+
+
+def test_float16_rounding_equals_numpys_cast() -> None:
+    """Every float16 value, the midpoints between neighbours (ties to even) and one float32 step
+    either side, zeros, subnormals, overflow, inf and NaN, plus random float32 bit patterns."""
+    half = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    exact = np.sort(half[np.isfinite(half)].astype(np.float32))
+    mids = ((exact[1:].astype(np.float64) + exact[:-1]) / 2).astype(np.float32)
+    near = np.concatenate([exact, mids])
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            near,
+            np.nextafter(near, np.float32(np.inf)),
+            np.nextafter(near, np.float32(-np.inf)),
+            np.float32([np.inf, -np.inf, np.nan, 65519.99, 65520.0, 1e-30, -0.0]),
+            rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+        ]
+    )
+
+    got16, got32 = to_float16(values.reshape(1, -1))
+    got16, got32 = got16[0], got32[0]
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = values.astype(np.float16)
+    assert got16.shape == got32.shape == values.shape and got16.dtype == np.float16
+    number = ~np.isnan(want)
+    assert np.array_equal(got16.view(np.uint16)[number], want.view(np.uint16)[number])
+    assert np.isnan(got16[~number]).all()
+    assert np.array_equal(got32, want.astype(np.float32), equal_nan=True)

@@ -34,6 +34,7 @@ from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.ids import check_clip_id, validate_clip_id
 from fat.store.backends import BACKENDS, ArraySpec, Backend, format_for
+from fat.store.float16 import to_float16
 from fat.store.lock import WriterLock
 
 ID_BYTES = 128
@@ -122,9 +123,13 @@ def encode_clip(clip: ClipRecord, dtype: str) -> EncodedClip:
         raise FatError(
             f"clip {clip.clip_id!r}: features {clip.features.shape}, expected (n_mels, T > 0)"
         )
-    frames = np.ascontiguousarray(clip.features.T, dtype=dtype)
+    features = np.ascontiguousarray(clip.features.T)
+    if dtype == "float16" and features.dtype == np.float32:
+        frames, values = to_float16(features)
+    else:
+        frames = features.astype(dtype, copy=False)
+        values = frames.astype(np.float32, copy=False)
     # float32 holds a float16 value and its square exactly; only the sums need float64.
-    values = frames.astype(np.float32, copy=False)
     sums = np.stack(
         [values.sum(axis=0, dtype=np.float64), np.square(values).sum(axis=0, dtype=np.float64)]
     )
@@ -161,7 +166,7 @@ def _decode_ids(raw: np.ndarray) -> list[str]:
 
 def checksum(frames: np.ndarray) -> int:
     """CRC-32 of a clip's frames as stored: (n_frames, n_mels), C order, store dtype."""
-    return zlib.crc32(np.ascontiguousarray(frames).tobytes())
+    return zlib.crc32(np.ascontiguousarray(frames))
 
 
 class Split:
