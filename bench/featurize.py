@@ -1,7 +1,7 @@
 """Featurize speed: `fat featurize` (all cores, end to end into a Zarr store) vs a reference loop
 of soundfile + librosa in one process (BLAS limited to one thread), same clips, same settings.
 
-    python bench/featurize.py [--clips 600] [--workers N]
+    python bench/featurize.py [--clips 600] [--workers N] [--rounds 3]
 
 fat's times cover the whole `featurize_split` call (CSV, store, threads, every write), as a user
 sees them after start-up. For whole processes, start-up and imports included:
@@ -15,6 +15,7 @@ sees them after start-up. For whole processes, start-up and imports included:
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from fat.config import LogMelConfig
+from fat.featurize.logmel import available_fft_backends
 from fat.featurize.reference import librosa_logmel
 from fat.featurize.run import featurize_split
 from fat.labels import official_vocabulary
@@ -49,19 +51,32 @@ def write_clips(root: Path, n: int, seed: int) -> float:
     return total
 
 
-def librosa_loop(folder: Path, cfg: LogMelConfig) -> float:
-    t0 = time.perf_counter()
+def librosa_loop(folder: Path, cfg: LogMelConfig) -> tuple[float, float]:
+    """Wall and CPU seconds of the reference loop over every WAV in `folder`."""
+    t0, c0 = time.perf_counter(), time.process_time()
     with threadpool_limits(1):
         for path in sorted(folder.glob("*.wav")):
             audio, _ = sf.read(path, dtype="float32", always_2d=True)
             librosa_logmel(audio.mean(axis=1), cfg).astype(np.float16)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def fat_run(data: Path, store: Path, cfg: LogMelConfig, workers: int) -> tuple[float, float, float]:
+    """Wall seconds, wall seconds after the first clip, and CPU seconds (all threads) of one
+    `featurize_split` call into a fresh Zarr store."""
+    shutil.rmtree(store, ignore_errors=True)
+    c0 = time.process_time()
+    summary = featurize_split(data, "curated", store, cfg, workers=workers, progress=False)
+    cpu = time.process_time() - c0
+    assert not summary.skipped and summary.written > 0
+    return summary.seconds, summary.seconds - summary.startup_seconds, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=600)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; medians.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write-clips", type=Path, help="Only write the clips into this folder.")
     parser.add_argument("--librosa-only", type=Path, help="Only run the librosa loop on a folder.")
@@ -74,47 +89,50 @@ def main() -> None:
         librosa_loop(args.librosa_only / "train_curated", cfg)
         return
     tmp = Path(tempfile.mkdtemp(prefix="fat-bench-"))
+    # Each round runs every pipeline once, in turn, so a slow spell of this shared machine
+    # hits all of them; the table shows medians over rounds and the range of the ratio.
+    timings: dict[str, list[tuple[float, float]]] = {}
     try:
         audio_s = write_clips(tmp / "data", args.clips, args.seed)
         sf.read(next((tmp / "data" / "train_curated").glob("*.wav")))  # warm the page cache
-        ref_s = librosa_loop(tmp / "data" / "train_curated", cfg)
-        runs = {}
-        for workers in sorted({1, args.workers}):
-            summary = featurize_split(
-                tmp / "data",
-                "curated",
-                tmp / f"w{workers}.zarr",
-                cfg,
-                workers=workers,
-                progress=False,
+        for _ in range(args.rounds):
+            timings.setdefault("librosa", []).append(
+                librosa_loop(tmp / "data" / "train_curated", cfg)
             )
-            assert summary.written == args.clips and not summary.skipped
-            runs[workers] = (summary.seconds, summary.startup_seconds)
+            for workers in sorted({1, args.workers}):
+                wall, after_first, cpu = fat_run(tmp / "data", tmp / "b.zarr", cfg, workers)
+                timings.setdefault(f"{workers}/end to end", []).append((wall, cpu))
+                timings.setdefault(f"{workers}/after the first clip", []).append((after_first, cpu))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    cores = os.cpu_count() or 1
     print(
         f"{args.clips} clips, {audio_s / 60:.1f} min of 44.1 kHz audio, default LogMelConfig "
-        f"(n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels), {os.cpu_count()} cores"
+        f"(n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels), FFT "
+        f"{available_fft_backends()[0]}, {cores} cores, median of {args.rounds} rounds"
     )
-    print("| pipeline | cores | clips/s | x realtime | x realtime per core | per core vs librosa |")
-    print("|---|---:|---:|---:|---:|---:|")
-    ref_core = audio_s / ref_s
     print(
-        f"| soundfile + librosa loop | 1 | {args.clips / ref_s:.1f} | {audio_s / ref_s:.0f} | "
-        f"{ref_core:.0f} | 1.00x |"
+        "| pipeline | cores | clips/s | x realtime | x realtime per core | per core vs librosa "
+        "(range over rounds) | x realtime per CPU-second |"
     )
-    cores = os.cpu_count() or 1
-    for workers, (seconds, startup) in runs.items():
-        # "after the first clip" leaves out the one-off start (CSV, store, first clip's buffers)
-        # that a split of many hours amortises; it counts all clips, overstating by one in 600.
-        timings = (("end to end", seconds), ("after the first clip", seconds - startup))
-        for label, elapsed in timings:
-            per_core = audio_s / elapsed / cores
-            print(
-                f"| fat featurize --workers {workers}, {label} | {cores} | "
-                f"{args.clips / elapsed:.1f} | {audio_s / elapsed:.0f} | {per_core:.0f} | "
-                f"{per_core / ref_core:.2f}x |"
-            )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    reference = timings.pop("librosa")
+    ref_core = audio_s / statistics.median(wall for wall, _ in reference)
+    rows = [("soundfile + librosa loop", 1, reference)]
+    for key, runs in timings.items():
+        workers, label = key.split("/")
+        rows.append((f"fat featurize --workers {workers}, {label}", cores, runs))
+    for name, used, runs in rows:
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        per_core = audio_s / wall / used
+        # The ratio of each round's fat run to the same round's librosa run.
+        ratios = [r / w / used for (w, _), (r, _) in zip(runs, reference, strict=True)]
+        print(
+            f"| {name} | {used} | {args.clips / wall:.1f} | {audio_s / wall:.0f} | "
+            f"{per_core:.0f} | {per_core / ref_core:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | "
+            f"{audio_s / cpu:.0f} |"
+        )
 
 
 if __name__ == "__main__":

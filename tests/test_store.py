@@ -15,7 +15,7 @@ from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.labels import official_vocabulary
 from fat.store import ClipRecord, open_store
-from fat.store.float16 import to_float16
+from fat.store.float16 import to_float16_with_sums
 
 
 def test_round_trip_reads_exact_values(store_path):
@@ -254,31 +254,42 @@ def test_sigkill_during_appends_leaves_a_valid_store_and_rerun_completes(tmp_pat
         np.testing.assert_allclose(a.stats[0], b.stats[0])
 
 
-def test_float16_rounding_equals_numpys_cast() -> None:
+def test_float16_rounding_and_sums_equal_numpy() -> None:
     """Every float16 value, the midpoints between neighbours (ties to even) and one float32 step
-    either side, zeros, subnormals, overflow, inf and NaN, plus random float32 bit patterns."""
+    either side, plus random float32 values; then zeros, subnormals, overflow, inf and NaN,
+    which take numpy's cast."""
     half = np.arange(2**16, dtype=np.uint16).view(np.float16)
-    exact = np.sort(half[np.isfinite(half)].astype(np.float32))
+    exact = np.sort(half[np.isfinite(half) & (np.abs(half) >= 2**-14)].astype(np.float32))
+    exact = exact[np.abs(exact) < 65504]
     mids = ((exact[1:].astype(np.float64) + exact[:-1]) / 2).astype(np.float32)
     near = np.concatenate([exact, mids])
+    near = near[(np.abs(near) >= 2**-14) & (np.abs(near) < 65504)]
     rng = np.random.default_rng(0)
-    values = np.concatenate(
+    normal = np.concatenate(
         [
             near,
             np.nextafter(near, np.float32(np.inf)),
             np.nextafter(near, np.float32(-np.inf)),
-            np.float32([np.inf, -np.inf, np.nan, 65519.99, 65520.0, 1e-30, -0.0]),
-            rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+            rng.normal(-40, 30, 200_000).astype(np.float32),
         ]
     )
+    normal = normal[: len(normal) // 64 * 64].reshape(-1, 64)
+    # Each value outside float16's normal range alone in an array: any one must be noticed.
+    odd_ones = [np.inf, -np.inf, np.nan, 65519.99, 1e-30, -0.0, 0.0, 3e-6, -6e-7]
+    arrays = [normal]
+    for value in odd_ones:
+        arrays.append(normal.copy())
+        arrays[-1][5, 9] = value
 
-    got16, got32 = to_float16(values.reshape(1, -1))
-    got16, got32 = got16[0], got32[0]
+    for values in arrays:
+        got16, sums = to_float16_with_sums(values)
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        want = values.astype(np.float16)
-    assert got16.shape == got32.shape == values.shape and got16.dtype == np.float16
-    number = ~np.isnan(want)
-    assert np.array_equal(got16.view(np.uint16)[number], want.view(np.uint16)[number])
-    assert np.isnan(got16[~number]).all()
-    assert np.array_equal(got32, want.astype(np.float32), equal_nan=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = values.astype(np.float16)
+        assert got16.shape == values.shape and got16.dtype == np.float16
+        number = ~np.isnan(want)
+        assert np.array_equal(got16.view(np.uint16)[number], want.view(np.uint16)[number])
+        assert np.isnan(got16[~number]).all()
+        stored = want.astype(np.float64)
+        np.testing.assert_allclose(sums[0], stored.sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(sums[1], np.square(stored).sum(axis=0), rtol=1e-12)

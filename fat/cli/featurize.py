@@ -103,9 +103,9 @@ def _config_options(command):
 @click.option(
     "--commit-every",
     type=int,
-    default=64,
+    default=256,
     show_default=True,
-    help="Clips per commit: what a kill can lose and a rerun redoes.",
+    help="Clips per commit (or every 5 s): what a kill can lose and a rerun redoes.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_config_options

@@ -4,23 +4,24 @@ The transform is `librosa.power_to_db(librosa.feature.melspectrogram(...))` with
 `LogMelConfig` (see its docstring); librosa is only needed by the tests that check the match.
 
 Why it is built this way (measured on this repository's 2-core CPU; BENCHMARKS.md):
-- Frames go through FFT, squaring and the mel product in blocks that stay in the L2 cache,
-  windowed into a buffer the extractor keeps: fresh multi-megabyte arrays per clip cost more
-  in page faults and cache misses than the arithmetic on them.
+- Frames go through windowing, FFT and the mel product in blocks of 128 that stay in cache,
+  in buffers the extractor keeps: fresh multi-megabyte arrays per clip cost more in page
+  faults and cache misses than the arithmetic on them.
 - The FFT writes FFTPACK's real "half-complex" layout (r0, r1, i1, r2, i2, ...) bin-major,
-  (n_fft, frames): real and imaginary parts are plain rows, so squaring them in place and one
-  sparse product with a mel basis that repeats each bin's weight on both rows gives mel power
-  with no complex array, no |X|^2 array and no strided adds. Bin-major is the layout in which
-  the sparse product is fast (0.15 ms vs 0.6-0.7 ms frame-major for a 5 s clip).
+  (n_fft, frames): real and imaginary parts are plain rows, and each mel band is a weighted
+  sum of a contiguous run of them, computed for all frames at once.
 - The FFT is ducc0's when it is installed (the `fast` extra): 25% faster than scipy's
   pocketfft for n_fft 2560 on this CPU (0.35 vs 0.46 ms per 128 frames), same layout, results
-  equal to float32 round-off. scipy's `fftpack.rfft` is the fallback and the reference.
+  equal to float32 round-off. scipy's `fftpack.rfft` is the fallback.
+- Windowing and the squared-magnitude mel product are two small numba kernels: numpy's
+  broadcast multiply ran at 0.3 ns per value (80 us per block; the kernel 23 us), and squaring
+  plus a scipy sparse product took 96 us per block (the kernel 50 us).
 - Every step releases the GIL, so threads featurize in parallel inside one process.
 """
 
+import numba
 import numpy as np
 import scipy.fftpack
-import scipy.sparse
 
 from fat.config import LogMelConfig
 from fat.melscale import mel_band_edges_hz
@@ -65,16 +66,45 @@ def analysis_window(cfg: LogMelConfig) -> np.ndarray:
     return window
 
 
-def halfcomplex_bins(n_fft: int) -> scipy.sparse.csr_matrix:
-    """(n_fft // 2 + 1, n_fft) 0/1 matrix that sums each bin's squared real and imaginary rows
-    of a half-complex spectrum (r0, r1, i1, r2, i2, ..., with r_{n/2} last when n is even) into
-    its power."""
-    n_bins = n_fft // 2 + 1
-    bin_of_row = (np.arange(n_fft) + 1) // 2
-    return scipy.sparse.csr_matrix(
-        (np.ones(n_fft, dtype=np.float32), (bin_of_row, np.arange(n_fft))),
-        shape=(n_bins, n_fft),
-    )
+@numba.njit(nogil=True, cache=True)
+def _window_frames(samples, first, hop, window, out):  # pragma: no cover - compiled
+    """out[f] = samples[(first + f) * hop :][:n_fft] * window, for each row f of out."""
+    n_fft = window.shape[0]
+    for f in range(out.shape[0]):
+        row = out[f]
+        source = samples[(first + f) * hop : (first + f) * hop + n_fft]
+        for j in range(n_fft):
+            row[j] = source[j] * window[j]
+
+
+@numba.njit(nogil=True, cache=True)
+def _mel_power(spectrum, band_start, band_stop, weights, half_power, out):  # pragma: no cover
+    """out[f, m] = sum over bins k of band m of weight * |X[k, f]|^(2 * half_power), from a
+    bin-major half-complex spectrum (n_fft, n); `weights` holds each band's run of bins."""
+    n_fft, n = spectrum.shape
+    total = np.empty(n, dtype=np.float32)
+    bin_power = np.empty(n, dtype=np.float32)
+    w = 0
+    for m in range(band_start.shape[0]):
+        total[:] = 0.0
+        for k in range(band_start[m], band_stop[m]):
+            weight = weights[w]
+            w += 1
+            re = spectrum[2 * k - 1] if k > 0 else spectrum[0]
+            if k > 0 and 2 * k < n_fft:  # not DC, not the Nyquist bin of an even n_fft
+                im = spectrum[2 * k]
+                for f in range(n):
+                    bin_power[f] = re[f] * re[f] + im[f] * im[f]
+            else:
+                for f in range(n):
+                    bin_power[f] = re[f] * re[f]
+            if half_power != 1.0:
+                for f in range(n):
+                    bin_power[f] = bin_power[f] ** half_power
+            for f in range(n):
+                total[f] += weight * bin_power[f]
+        for f in range(n):
+            out[f, m] = total[f]
 
 
 class LogMelExtractor:
@@ -85,9 +115,8 @@ class LogMelExtractor:
     An instance keeps work buffers, so use one per thread.
     """
 
-    # Frames per FFT block: 128 x 2560 float32 frames (1.3 MB) and their spectrum stay in this
-    # CPU's L2 cache through FFT, squaring and the mel product. Measured on clips of 0.3-30 s,
-    # 2 threads: 2,400x realtime vs 1,850x for whole clips at once; 64 and 256 were slower.
+    # Frames per block: 128 x 2560 float32 frames (1.3 MB) and their spectrum. 64-128 were
+    # equally fast on clips of 0.3-30 s; 16-32 lose to per-call overhead.
     FRAMES_PER_BLOCK = 128
 
     def __init__(self, cfg: LogMelConfig, fft_backend: str | None = None) -> None:
@@ -99,13 +128,16 @@ class LogMelExtractor:
                 f"{available_fft_backends()} (ducc0 comes with `pip install fat[fast]`)"
             )
         self.window = analysis_window(cfg)
-        # Each FFT bin feeds at most two adjacent triangles: the basis is ~98% zeros.
-        mel_basis = scipy.sparse.csr_matrix(mel_filterbank(cfg))
-        bins = halfcomplex_bins(cfg.n_fft)
-        if cfg.power == 2.0:
-            self._mel_of_squares = (mel_basis @ bins).tocsr()
-        else:
-            self._bins, self._mel_basis = bins, mel_basis
+        # Each triangle covers a contiguous run of bins: store only those runs (~2% of the
+        # dense filterbank), band after band.
+        basis = mel_filterbank(cfg)
+        nonzero = basis > 0
+        self._band_start = nonzero.argmax(axis=1)
+        self._band_stop = basis.shape[1] - nonzero[:, ::-1].argmax(axis=1)
+        self._band_stop[~nonzero.any(axis=1)] = self._band_start[~nonzero.any(axis=1)]
+        self._weights = np.concatenate(
+            [row[a:b] for row, a, b in zip(basis, self._band_start, self._band_stop, strict=True)]
+        )
         self._block = np.empty((self.FRAMES_PER_BLOCK, cfg.n_fft), dtype=np.float32)
         self._spectrum = np.empty((cfg.n_fft, self.FRAMES_PER_BLOCK), dtype=np.float32)
 
@@ -118,37 +150,32 @@ class LogMelExtractor:
             )
         return scipy.fftpack.rfft(frames.T, axis=0)
 
-    def _mel_power(self, frames: np.ndarray) -> np.ndarray:
-        """Mel-band power of (n, n_fft) unwindowed frames, (n_mels, n)."""
-        windowed = np.multiply(frames, self.window, out=self._block[: len(frames)])
-        squares = self._halfcomplex_fft(windowed)
-        np.square(squares, out=squares)
-        if self.cfg.power == 2.0:
-            return self._mel_of_squares @ squares
-        power = self._bins @ squares
-        return self._mel_basis @ np.power(power, self.cfg.power / 2.0, out=power)
-
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         cfg = self.cfg
         if audio.ndim != 1:
             raise ValueError(f"expected mono 1-D audio, got shape {audio.shape}")
-        samples = np.asarray(audio, dtype=np.float32)
-        short = cfg.min_samples - samples.shape[0]
-        if short > 0:
-            samples = np.pad(samples, (0, short))
-        if cfg.center:
-            half = cfg.n_fft // 2
-            samples = np.pad(samples, (half, half))
-        frames = np.lib.stride_tricks.sliding_window_view(samples, cfg.n_fft)[:: cfg.hop_length]
-        mel = np.empty((len(frames), cfg.n_mels), dtype=np.float32)
+        n_frames = cfg.n_frames(audio.shape[0])
+        # Zero padding, one copy: centring (librosa's pad_mode="constant") and the minimum length.
+        lead = cfg.n_fft // 2 if cfg.center else 0
+        samples = np.zeros(lead + (n_frames - 1) * cfg.hop_length + cfg.n_fft, dtype=np.float32)
+        samples[lead : lead + audio.shape[0]] = audio[: samples.shape[0] - lead]
+        mel = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
+        half_power = cfg.power / 2.0
         # Absurdly loud float audio overflows float32 power to inf: the result then holds inf,
-        # for the caller to reject, rather than a warning on the console.
-        with np.errstate(over="ignore", invalid="ignore"):
-            for start in range(0, len(frames), self.FRAMES_PER_BLOCK):
-                stop = start + self.FRAMES_PER_BLOCK
-                mel[start:stop] = self._mel_power(frames[start:stop]).T
+        # for the caller to reject.
+        for start in range(0, n_frames, self.FRAMES_PER_BLOCK):
+            block = self._block[: min(self.FRAMES_PER_BLOCK, n_frames - start)]
+            _window_frames(samples, start, cfg.hop_length, self.window, block)
+            spectrum = self._halfcomplex_fft(block)
+            _mel_power(
+                spectrum,
+                self._band_start,
+                self._band_stop,
+                self._weights,
+                half_power,
+                mel[start : start + len(block)],
+            )
         np.maximum(mel, cfg.amin, out=mel)
         np.log10(mel, out=mel)
         mel *= 10.0
-        assert len(mel) == cfg.n_frames(audio.shape[0]), (mel.shape, audio.shape)
         return mel.T

@@ -19,7 +19,7 @@ def librosa_logmel(audio: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
         hop_length=cfg.hop_length,
         win_length=cfg.win_length,
         window="hann",
-        center=True,
+        center=cfg.center,
         pad_mode="constant",
         power=cfg.power,
         n_mels=cfg.n_mels,

@@ -195,7 +195,7 @@ def featurize_split(
     labels_file: Path | None = None,
     store_format: str | None = None,
     compression: str = "none",
-    commit_every: int = 64,
+    commit_every: int = 256,
     progress: bool = True,
 ) -> FeaturizeSummary:
     """Featurize one split; returns what happened. With `strict`, CSV problems raise at once."""
