@@ -131,6 +131,36 @@ def test_decodes_wav_formats(tmp_path: Path, subtype: str) -> None:
     assert (info.sample_rate, info.channels, info.duration_s) == (44100, 1, 0.25)
 
 
+def _with_list_chunk(path: Path) -> None:
+    """Insert a LIST chunk of odd length (padded) between fmt and data, as tagging tools do."""
+    raw = path.read_bytes()
+    data_at = raw.index(b"data")
+    info = b"INFOISFT\x05\x00\x00\x00test\x00"
+    chunk = b"LIST" + len(info).to_bytes(4, "little") + info + b"\x00"
+    body = raw[12:data_at] + chunk + raw[data_at:]
+    path.write_bytes(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WAVE" + body)
+
+
+@pytest.mark.parametrize("container", ["WAV", "WAVEX", "WAV+LIST"])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_pcm16_wav_read_directly_equals_libsndfile(
+    tmp_path: Path, container: str, channels: int
+) -> None:
+    """16-bit WAV skips libsndfile; the result must be what libsndfile decodes."""
+    y = np.stack([noise_and_tones(22050, 0.3, seed=c) * 0.8 for c in range(channels)], axis=1)
+    path = tmp_path / "clip.wav"
+    sf.write(path, y, 22050, subtype="PCM_16", format=container.split("+")[0])
+    if container.endswith("+LIST"):
+        _with_list_chunk(path)
+
+    audio, info = load_audio(path, 22050)
+
+    reference, sr = sf.read(path, dtype="float32", always_2d=True)
+    assert (info.sample_rate, info.channels) == (sr, channels) == (22050, channels)
+    assert info.duration_s == reference.shape[0] / sr
+    np.testing.assert_allclose(audio, reference.mean(axis=1), rtol=0, atol=1e-7)
+
+
 def test_stereo_is_downmixed_to_mean(tmp_path: Path) -> None:
     left, right = noise_and_tones(44100, 0.2, seed=1), noise_and_tones(44100, 0.2, seed=2)
     path = tmp_path / "stereo.wav"
