@@ -23,7 +23,7 @@ from fat.config import LogMelConfig
 from fat.dataset import SAMPLE_SUBMISSION, check_data_dir, split_layout
 from fat.errors import FatError
 from fat.featurize.audio import load_audio
-from fat.featurize.logmel import LogMelExtractor
+from fat.featurize.logmel import LogMelExtractor, available_fft_backends
 from fat.labels import LabelTable, read_labels_csv, read_vocabulary
 from fat.store import ClipRecord, EncodedClip, encode_clip, open_store
 
@@ -48,6 +48,7 @@ class FeaturizeSummary:
     startup_seconds: float = 0.0  # until the first clip came back: reading the CSV, store open
     audio_seconds: float = 0.0
     errors_csv: Path | None = None
+    fft_backend: str = ""
 
     @property
     def clips_per_second(self) -> float:
@@ -65,7 +66,8 @@ class FeaturizeSummary:
         if self.written:
             out.append(
                 f"{self.split}: {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
-                f"({self.clips_per_second:.1f} clips/s, {self.x_realtime:.0f}x realtime)"
+                f"({self.clips_per_second:.1f} clips/s, {self.x_realtime:.0f}x realtime, "
+                f"FFT: {self.fft_backend})"
             )
         out += [
             f"skipped {s.file}{f':{s.line}' if s.line else ''}: {s.reason}" for s in self.skipped
@@ -158,10 +160,11 @@ def _results(
 ) -> Iterator[ClipResult]:
     """Featurize `tasks` on `workers` threads; results in task order.
 
-    Threads, not processes: decoding (libsndfile), the FFT (pocketfft) and the numpy/scipy
-    steps all release the GIL, so threads scale across cores without process start-up,
-    pickling of results, or a second copy of each array. At most `ahead` results wait, which
-    bounds memory and lets workers run on while the writer commits.
+    Threads, not processes: decoding (file reads, libsndfile), the FFT (ducc0 or scipy), the
+    numba kernels (compiled `nogil`) and the numpy steps all release the GIL, so threads scale
+    across cores without process start-up, pickling of results, or a second copy of each
+    array. At most `ahead` results wait, which bounds memory and lets workers run on while the
+    writer commits.
     """
     local = threading.local()
 
@@ -205,7 +208,9 @@ def featurize_split(
     layout = split_layout(split)
     vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
     table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, strict)
-    summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
+    summary = FeaturizeSummary(
+        split=split, store=store_path, skipped=rejected, fft_backend=available_fft_backends()[0]
+    )
     summary.clips_total = len(table.fnames) + len(rejected)
     started = time.perf_counter()
     with open_store(store_path, "a", format=store_format) as store:
