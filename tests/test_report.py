@@ -200,6 +200,9 @@ def test_curve_figures(runs, tmp_path):
         assert png_size(plot(histories, tmp_path / name)) == (1000, 500)
     # one panel per run, 150 + 300 px each; the dead head group is drawn on the floor
     assert png_size(plot_grad_norms(histories, tmp_path / "grad.png")) == (1000, 750)
+    # many runs share the width: 5 in 2 columns (3 rows), 9 in 3 columns (3 rows)
+    assert png_size(plot_grad_norms((histories * 3)[:5], tmp_path / "g5.png")) == (1000, 1050)
+    assert png_size(plot_grad_norms((histories * 5)[:9], tmp_path / "g9.png")) == (1000, 1050)
     with pytest.raises(FatError, match="no run records"):
         plot_metric_curves(histories, tmp_path / "x.png", metrics=("no_such_column",))
 

@@ -193,8 +193,9 @@ def plot_grad_norms(
     """One subplot per run (shared log y axis), one colour per layer group, from steps.csv when
     present else the per-epoch means in metrics.csv. Zero norms cannot sit on a log axis, so
     they are drawn on a dotted floor line a decade below the smallest positive norm, with
-    triangles: a group whose gradient died shows as a curve dropping onto the floor.
-    Size: 1000 px wide, (1.5 + 3 * runs shown) * 100 px high."""
+    triangles: a group whose gradient died shows as a curve dropping onto the floor. Panels
+    fill 1 column for up to 3 runs, 2 up to 8, else 3, under one legend of layer groups.
+    Size: 1000 px wide, (1.5 + 3 * rows of panels) * 100 px high."""
     runs = as_runs(runs)
     panels = []
     for run in runs:
@@ -217,32 +218,45 @@ def plot_grad_norms(
     cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
     colours = {g: cmap(i % cmap.N) for i, g in enumerate(groups)}
 
+    columns = 1 if len(panels) <= 3 else 2 if len(panels) <= 8 else 3
+    rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(
-        len(panels),
-        1,
-        figsize=(WIDTH_IN, 1.5 + 3.0 * len(panels)),
+        rows,
+        columns,
+        figsize=(WIDTH_IN, 1.5 + 3.0 * rows),
         squeeze=False,
         sharey=True,
         layout="constrained",
     )
-    for ax, (run, frame, source) in zip(axes[:, 0], panels, strict=True):
+    any_zero = False
+    for ax, (run, frame, source) in zip(axes.flat, panels, strict=False):
         epoch = frame["epoch"].to_numpy(dtype=float)
-        any_zero = False
+        panel_zero = False
         for group in run.grad_groups(frame):
             norm = frame[GRAD_PREFIX + group].to_numpy(dtype=float)
             zero = norm <= 0  # NaN (not logged) stays a gap in the line
-            ax.plot(epoch, np.where(zero, floor, norm), color=colours[group], label=group)
+            ax.plot(epoch, np.where(zero, floor, norm), color=colours[group])
             if zero.any():
-                any_zero = True
+                panel_zero = True
                 ax.plot(epoch[zero], np.full(zero.sum(), floor), "v", color=colours[group])
-        if any_zero:
-            ax.axhline(floor, color="gray", linestyle=":", label="zero (drawn at floor)")
+        if panel_zero:
+            any_zero = True
+            ax.axhline(floor, color="gray", linestyle=":")
         ax.set_yscale("log")
         ax.set_title(f"{run.name} ({source})", fontsize=10)
-        ax.set_ylabel("grad L2 norm")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    axes[-1, 0].set_xlabel("epoch")
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    fig.supxlabel("epoch")
+    fig.supylabel("grad L2 norm")
+    handles = [plt.Line2D([], [], color=colours[g], label=g) for g in groups]
+    if any_zero:
+        handles.append(
+            plt.Line2D(
+                [], [], color="gray", linestyle=":", marker="v", label="zero (drawn at floor)"
+            )
+        )
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     fig.suptitle(title)
     return save_png(fig, path, DPI)
 
