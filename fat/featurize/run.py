@@ -247,7 +247,9 @@ def featurize_split(
                 summary.written += 1
                 summary.audio_seconds += result.clip.record.source_duration_s
                 elapsed = time.perf_counter() - started
-                bar.set_postfix_str(f"{summary.audio_seconds / 3600 / elapsed:.3f} audio-h/s")
+                bar.set_postfix_str(
+                    f"{summary.audio_seconds / 3600 / elapsed:.3f} audio-h/s", refresh=False
+                )
             bar.close()
     summary.seconds = time.perf_counter() - started
     summary.errors_csv = _write_errors(errors_csv_path(store_path, split), summary.skipped)
