@@ -125,7 +125,7 @@ def encode_clip(clip: ClipRecord, dtype: str) -> EncodedClip:
             f"clip {clip.clip_id!r}: features {clip.features.shape}, expected (n_mels, T > 0)"
         )
     features = np.ascontiguousarray(clip.features.T)
-    if dtype == "float16":
+    if dtype == "float16" and features.dtype == np.float32:  # float64 would round twice
         # Imported here: it compiles (or loads) a numba kernel, which only writers need.
         from fat.store.float16 import to_float16_with_sums
 
