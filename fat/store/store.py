@@ -126,7 +126,7 @@ def encode_clip(clip: ClipRecord, dtype: str) -> EncodedClip:
         )
     features = np.ascontiguousarray(clip.features.T)
     if dtype == "float16" and features.dtype == np.float32:  # float64 would round twice
-        # Imported here: it compiles (or loads) a numba kernel, which only writers need.
+        # Imported here: it brings numba and a compiled kernel, which only writers need.
         from fat.store.float16 import to_float16_with_sums
 
         frames, sums = to_float16_with_sums(features)
