@@ -13,6 +13,7 @@ from fat.featurize.audio import load_audio, probe_audio
 from fat.featurize.logmel import (
     FFT_BACKENDS,
     LogMelExtractor,
+    _decibels,
     available_fft_backends,
     mel_filterbank,
 )
@@ -66,6 +67,8 @@ def test_mel_filterbank_matches_librosa(cfg: LogMelConfig) -> None:
 
 # Odd n_fft (the half-complex layout then has no lone Nyquist row) and magnitude, not power.
 ODD_MAGNITUDE = LogMelConfig(**{**ODD.to_dict(), "n_fft": 1023, "power": 1.0})
+# No centring: the first frame starts at the first sample, no zeros in front.
+UNCENTRED = LogMelConfig(**{**ODD.to_dict(), "center": False})
 BACKENDS = [
     pytest.param(
         b, marks=pytest.mark.skipif(b not in available_fft_backends(), reason=f"{b} missing")
@@ -75,7 +78,11 @@ BACKENDS = [
 
 
 @pytest.mark.parametrize("fft_backend", BACKENDS)
-@pytest.mark.parametrize("cfg", [DEFAULT, ODD, ODD_MAGNITUDE], ids=["default", "odd", "magnitude"])
+@pytest.mark.parametrize(
+    "cfg",
+    [DEFAULT, ODD, ODD_MAGNITUDE, UNCENTRED],
+    ids=["default", "odd", "magnitude", "uncentred"],
+)
 def test_logmel_matches_librosa(cfg: LogMelConfig, fft_backend: str) -> None:
     y = noise_and_tones(cfg.sample_rate, 3.0)
     expected = librosa_logmel(y, cfg)
@@ -91,6 +98,32 @@ def test_logmel_matches_librosa(cfg: LogMelConfig, fft_backend: str) -> None:
     stored = encode_clip(ClipRecord("c", exact, np.zeros(1), 1, 1, 1.0), cfg.dtype).frames.T
     assert stored.dtype == np.float16
     assert np.abs(stored.astype(np.float32) - expected).max() <= TOL_DB_FLOAT16
+
+
+def test_decibels_match_log10_over_the_float32_range() -> None:
+    """The vectorised dB conversion against float64 log10: every binade from below `amin` to
+    float32's largest value, exact powers of two, the mantissa's edges, and non-finite input."""
+    rng = np.random.default_rng(0)
+    amin = np.float32(1e-10)
+    x = np.concatenate(
+        [
+            np.exp(rng.uniform(np.log(1e-12), np.log(3e38), 200_000)),
+            2.0 ** np.arange(-33, 128),
+            np.sqrt(0.5) * 2.0 ** np.arange(-33, 127),
+            [0.0, 1e-45, 1e-10, 3.4028235e38],
+        ]
+    ).astype(np.float32)
+    expected = 10 * np.log10(np.maximum(x.astype(np.float64), amin))
+    got = x.copy()
+    _decibels(got, amin, np.empty_like(got))
+    # float32 keeps ~7 digits: ~1e-5 dB at 100 dB; numpy's own float32 log10 is as close.
+    np.testing.assert_allclose(got, expected, rtol=1.2e-7, atol=1e-5)
+    assert got[x <= amin].max() == np.float32(-100.0)
+
+    special = np.array([np.inf, np.nan, -np.nan, 1.0], dtype=np.float32)
+    special[2] = np.frombuffer(np.uint32(0xFFC00000).tobytes(), np.float32)[0]  # x86's NaN
+    _decibels(special, amin, np.empty_like(special))
+    assert special.tolist() == [np.inf, np.inf, np.inf, 0.0]
 
 
 def test_fft_backends_agree() -> None:
