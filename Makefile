@@ -33,6 +33,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/store_read.py
 	$(BIN)/python bench/featurize.py
+	$(BIN)/python bench/featurize_scaling.py
+	$(BIN)/python bench/featurize_devices.py
 	$(BIN)/python bench/loader.py
 
 clean:

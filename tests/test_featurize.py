@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from click.testing import CliRunner
 from conftest import make_fsd_layout, write_tone
 
@@ -17,7 +18,7 @@ from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.featurize.audio import load_audio
 from fat.featurize.logmel import LogMelExtractor
-from fat.featurize.run import errors_csv_path, featurize_split
+from fat.featurize.run import THREADS_UP_TO, compute_device, errors_csv_path, featurize_split
 from fat.labels import official_vocabulary
 from fat.store import open_store
 
@@ -50,10 +51,58 @@ def test_featurize_curated_matches_direct_computation(data_dir, tmp_path):
 def test_parallel_workers_write_the_same_store(data_dir, tmp_path):
     featurize_split(data_dir, "curated", tmp_path / "one.zarr", workers=1, progress=False)
     featurize_split(data_dir, "curated", tmp_path / "two.h5", workers=2, progress=False)
-    with open_store(tmp_path / "one.zarr") as a, open_store(tmp_path / "two.h5") as b:
+    # Past THREADS_UP_TO workers, worker processes; a commit every 4 clips interleaves commits
+    # with the 8-clip batches they return.
+    processes = featurize_split(
+        data_dir,
+        "curated",
+        tmp_path / "processes.zarr",
+        workers=THREADS_UP_TO + 1,
+        commit_every=4,
+        progress=False,
+    )
+    assert processes.written == 6 and not processes.skipped
+    with open_store(tmp_path / "one.zarr") as a:
+        x = a.split("curated")
+        for other in ("two.h5", "processes.zarr"):
+            with open_store(tmp_path / other) as b:
+                y = b.split("curated")
+                assert x.clip_ids == y.clip_ids and x.checksums.tolist() == y.checksums.tolist()
+                np.testing.assert_array_equal(
+                    x.read_rows(0, x.n_frames), y.read_rows(0, y.n_frames)
+                )
+                np.testing.assert_allclose(x.stats, y.stats)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_log_mel_writes_what_the_cpu_writes(data_dir, tmp_path):
+    assert compute_device("auto", workers=THREADS_UP_TO) == "cuda"
+    assert compute_device("auto", workers=THREADS_UP_TO + 1) == "cpu"
+    cpu = featurize_split(data_dir, "curated", tmp_path / "cpu.zarr", progress=False, device="cpu")
+    gpu = featurize_split(data_dir, "curated", tmp_path / "gpu.zarr", progress=False, device="cuda")
+    assert gpu.compute.startswith("cuda") and cpu.compute.startswith("cpu")
+    with open_store(tmp_path / "cpu.zarr") as a, open_store(tmp_path / "gpu.zarr") as b:
         x, y = a.split("curated"), b.split("curated")
         assert x.clip_ids == y.clip_ids
-        np.testing.assert_array_equal(x.read_rows(0, x.n_frames), y.read_rows(0, y.n_frames))
+        rows = x.read_rows(0, x.n_frames).astype(np.float32)
+        loud = rows > -80
+        assert np.abs(rows - y.read_rows(0, y.n_frames))[loud].max() <= 0.04
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the machine without a GPU")
+def test_without_a_gpu_auto_is_the_cpu_and_cuda_a_clear_error(data_dir, tmp_path):
+    assert compute_device("auto", workers=1) == "cpu"
+    with pytest.raises(FatError, match="no such CUDA device"):
+        compute_device("cuda", workers=1)
+    result = CliRunner().invoke(
+        main,
+        ["featurize", "--data-dir", str(data_dir), "--split", "curated"]
+        + ["--store", str(tmp_path / "f.zarr"), "--device", "cuda", "--quiet"],
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: log-mel device 'cuda': no such CUDA device here (use cpu or auto)"
+    ]
 
 
 def test_test_split_takes_labels_only_from_an_answer_key(data_dir, tmp_path):
@@ -195,7 +244,12 @@ def test_other_settings_refused_and_overwrite_recomputes(data_dir, tmp_path):
         assert store.split("curated").feature_config.n_mels == 64
 
 
-def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+def _children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+@pytest.mark.parametrize("workers", [1, THREADS_UP_TO + 1], ids=["threads", "processes"])
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path, workers):
     data_dir = make_fsd_layout(tmp_path / "data", n_curated=40, n_test=0)
     store_path = tmp_path / "killed.zarr"
     command = [
@@ -208,7 +262,7 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
         "--split",
         "curated",
         "--workers",
-        "1",
+        str(workers),
         "--commit-every",
         "2",
         "--quiet",
@@ -223,8 +277,14 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
                 committed = store.split("curated").n_clips if "curated" in store else 0
         except FatError:
             pass  # not created yet
+    children = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # Worker processes (and multiprocessing's helpers) leave with their parent.
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [c for c in children if Path(f"/proc/{c}").exists()]
     with open_store(store_path) as store:
         interrupted = store.split("curated").n_clips
         assert 6 <= interrupted < 40, "the kill must land mid-run"

@@ -6,6 +6,7 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from fat.config import LogMelConfig
 from fat.errors import FatError
@@ -17,6 +18,7 @@ from fat.featurize.logmel import (
     available_fft_backends,
     mel_filterbank,
 )
+from fat.featurize.logmel_torch import TorchLogMelExtractor
 from fat.featurize.reference import librosa_logmel
 from fat.store import ClipRecord, encode_clip
 
@@ -98,6 +100,38 @@ def test_logmel_matches_librosa(cfg: LogMelConfig, fft_backend: str) -> None:
     stored = encode_clip(ClipRecord("c", exact, np.zeros(1), 1, 1, 1.0), cfg.dtype).frames.T
     assert stored.dtype == np.float16
     assert np.abs(stored.astype(np.float32) - expected).max() <= TOL_DB_FLOAT16
+
+
+TORCH_DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize(
+    "cfg",
+    [DEFAULT, ODD, ODD_MAGNITUDE, UNCENTRED],
+    ids=["default", "odd", "magnitude", "uncentred"],
+)
+@pytest.mark.parametrize("seconds", [0.01, 2.0], ids=["shorter-than-a-window", "2s"])
+def test_torch_logmel_matches_the_reference(cfg: LogMelConfig, device: str, seconds: float) -> None:
+    """`fat featurize --device cuda` computes with torch; the numba/ducc0 extractor is the
+    reference it must equal, to float32 round-off where the sound is (as against librosa)
+    and to one float16 step once stored."""
+    y = noise_and_tones(cfg.sample_rate, seconds, seed=5)
+    reference = LogMelExtractor(cfg)(y)
+
+    got = TorchLogMelExtractor(cfg, device)(y)
+
+    assert got.shape == reference.shape == (cfg.n_mels, cfg.n_frames(y.size))
+    assert got.dtype == np.float32
+    loud = reference > -80
+    assert loud.mean() > 0.5
+    assert np.abs(got - reference)[loud].max() <= TOL_DB_FLOAT32
+    stored = [
+        encode_clip(ClipRecord("c", x, np.zeros(1), 1, 1, 1.0), "float16").frames[loud.T]
+        for x in (got, reference)
+    ]
+    steps = np.abs(stored[0].view(np.int16).astype(int) - stored[1].view(np.int16))
+    assert steps.max() <= 1
 
 
 def test_decibels_match_log10_over_the_float32_range() -> None:

@@ -1,4 +1,5 @@
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from conftest import SMALL_CONFIG, build_store, synthetic_clip
 from fat.config import LogMelConfig
 from fat.errors import FatError
 from fat.labels import official_vocabulary
-from fat.store import ClipRecord, open_store
+from fat.store import ClipRecord, encode_clip, open_store
 from fat.store.float16 import to_float16_with_sums
 
 
@@ -31,6 +32,30 @@ def test_round_trip_reads_exact_values(store_path):
         assert split.source[3].tolist() == [44100, 2, clips[3].features.shape[1] / 127]
         assert split.feature_config == SMALL_CONFIG
         assert split.vocabulary == official_vocabulary()
+
+
+def test_encoded_clip_pickles_without_the_unrounded_features():
+    """Featurize's worker processes send encoded clips back pickled: the stored frames and the
+    facts a commit records, not the float32 log-mel they were rounded from."""
+    features = np.random.default_rng(0).normal(size=(128, 500)).astype(np.float32)
+    clip = ClipRecord("a.wav", features, np.eye(80, dtype=np.uint8)[3], 22050, 2, 1.5)
+    encoded = encode_clip(clip, "float16")
+
+    raw = pickle.dumps(encoded, protocol=pickle.HIGHEST_PROTOCOL)
+    back = pickle.loads(raw)
+
+    assert len(raw) < encoded.frames.nbytes + 4096
+    assert np.array_equal(back.frames, encoded.frames) and back.checksum == encoded.checksum
+    assert np.array_equal(back.sums, encoded.sums)
+    r = back.record
+    assert (r.clip_id, r.source_sample_rate, r.source_channels, r.source_duration_s) == (
+        "a.wav",
+        22050,
+        2,
+        1.5,
+    )
+    assert np.array_equal(r.labels, clip.labels)
+    assert np.array_equal(r.features, encoded.frames.T)
 
 
 def test_zarr_and_hdf5_hold_identical_values(tmp_path):

@@ -107,6 +107,13 @@ def _config_options(command):
     show_default=True,
     help="Clips per commit (or every 5 s): what a kill can lose and a rerun redoes.",
 )
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where the log-mel runs: cpu, cuda[:N] (torch), or auto: CUDA when there is a GPU "
+    "and at most 4 workers (measured faster there), else the CPU.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_config_options
 def featurize(
@@ -121,6 +128,7 @@ def featurize(
     config_file,
     compression,
     commit_every,
+    device,
     quiet,
     **config_flags,
 ) -> None:
@@ -149,6 +157,7 @@ def featurize(
             compression=compression,
             commit_every=commit_every,
             progress=not quiet,
+            device=device,
         )
         for line in summary.lines():
             click.echo(line)

@@ -7,12 +7,14 @@ it is skipped with one line (file, reason) in the summary and in an errors CSV b
 """
 
 import csv
+import multiprocessing
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +50,7 @@ class FeaturizeSummary:
     startup_seconds: float = 0.0  # until the first clip came back: reading the CSV, store open
     audio_seconds: float = 0.0
     errors_csv: Path | None = None
-    fft_backend: str = ""
+    compute: str = ""  # where the log-mel ran: "cpu (ducc0 FFT), 2 threads", "cuda (torch), ..."
 
     @property
     def clips_per_second(self) -> float:
@@ -67,7 +69,7 @@ class FeaturizeSummary:
             out.append(
                 f"{self.split}: {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
                 f"({self.clips_per_second:.1f} clips/s, {self.x_realtime:.0f}x realtime, "
-                f"FFT: {self.fft_backend})"
+                f"log-mel on {self.compute})"
             )
         out += [
             f"skipped {s.file}{f':{s.line}' if s.line else ''}: {s.reason}" for s in self.skipped
@@ -122,13 +124,42 @@ class ClipResult:
     error: str | None
 
 
-class ClipFeaturizer:
-    """Decode, log-mel and encode one file; one instance per thread (the extractor keeps work
-    buffers)."""
+def gpu_available() -> bool:
+    """Whether torch sees a CUDA GPU. torch (~1.5 s to import) is only imported where an NVIDIA
+    driver is loaded, so a CPU-only machine pays nothing for asking."""
+    if not Path("/proc/driver/nvidia/version").exists():
+        return False
+    import torch
 
-    def __init__(self, cfg: LogMelConfig) -> None:
+    return torch.cuda.is_available()
+
+
+def compute_device(name: str, workers: int) -> str:
+    """The device for the log-mel: "cpu", or a CUDA device such as "cuda" or "cuda:1".
+
+    "auto" is CUDA when there is a GPU and at most `THREADS_UP_TO` workers, else the CPU.
+    Measured on 16 cores with an H200 (BENCHMARKS.md): on up to 4 threads the GPU log-mel
+    made featurize 1.6-3.3x faster; past that the CPU path's worker processes scale further
+    than threads around one GPU can (the GIL-held part of each clip stops them)."""
+    if name == "auto":
+        return "cuda" if workers <= THREADS_UP_TO and gpu_available() else "cpu"
+    if name != "cpu" and not (name.startswith("cuda") and gpu_available()):
+        raise FatError(f"log-mel device {name!r}: no such CUDA device here (use cpu or auto)")
+    return name
+
+
+class ClipFeaturizer:
+    """Decode, log-mel and encode one file; one instance per worker thread (the CPU extractor
+    keeps work buffers)."""
+
+    def __init__(self, cfg: LogMelConfig, device: str = "cpu") -> None:
         self.cfg = cfg
-        self.extract = LogMelExtractor(cfg)
+        if device == "cpu":
+            self.extract = LogMelExtractor(cfg)
+        else:
+            from fat.featurize.logmel_torch import TorchLogMelExtractor
+
+            self.extract = TorchLogMelExtractor(cfg, device)
 
     def __call__(self, clip_id: str, path: Path, labels: np.ndarray) -> ClipResult:
         """Any failure on bad data becomes an error string: decoders can raise nearly anything
@@ -155,33 +186,83 @@ class ClipFeaturizer:
             return ClipResult(clip_id, None, f"cannot featurize: {type(e).__name__}: {e}")
 
 
+# Threads scale to ~4 workers: past that the GIL-held part of each clip (file parsing, kernel
+# dispatch, the hand-off) stops them. On 16 cores, 16 threads ran the worker's job at 4,100x
+# realtime, 16 processes at 10,000x (bench/featurize_scaling.py, BENCHMARKS.md); on 2 cores
+# threads win, as processes start in ~1 s and pickle their results.
+THREADS_UP_TO = 4
+CLIPS_PER_PROCESS_TASK = 8  # amortises the inter-process round trip
+
+_featurizer = threading.local()
+
+
+def _featurize_batch(
+    batch: list[tuple[str, Path, np.ndarray]], cfg: LogMelConfig, device: str
+) -> list[ClipResult]:
+    """Run in a worker thread or process: one `ClipFeaturizer` per thread, kept across calls."""
+    if getattr(_featurizer, "settings", None) != (cfg, device):
+        _featurizer.run = ClipFeaturizer(cfg, device)
+        _featurizer.settings = (cfg, device)
+    return [_featurizer.run(*task) for task in batch]
+
+
+def _on_processes(device: str, workers: int) -> bool:
+    return device == "cpu" and workers > THREADS_UP_TO
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker-process start: leave when the parent is gone. A parent killed with SIGKILL
+    cannot stop its pool, and the workers would wait on their task queue for ever (each holds
+    a write end of it, so it never reads end-of-file)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _results(
-    tasks: list[tuple[str, Path, np.ndarray]], cfg: LogMelConfig, workers: int
+    tasks: list[tuple[str, Path, np.ndarray]], cfg: LogMelConfig, workers: int, device: str
 ) -> Iterator[ClipResult]:
-    """Featurize `tasks` on `workers` threads; results in task order.
+    """Featurize `tasks` on `workers` threads, or processes past `THREADS_UP_TO` on the CPU;
+    results in task order.
 
-    Threads, not processes: decoding (file reads, libsndfile), the FFT (ducc0 or scipy), the
-    numba kernels (compiled `nogil`) and the numpy steps all release the GIL, so threads scale
-    across cores without process start-up, pickling of results, or a second copy of each
-    array. At most `ahead` results wait, which bounds memory and lets workers run on while the
-    writer commits.
+    Threads up to a few workers: decoding (file reads, libsndfile), the FFT (ducc0 or scipy),
+    the numba kernels (compiled `nogil`) and the numpy steps all release the GIL, so threads
+    scale without process start-up or pickling. A CUDA log-mel always runs on threads around
+    one CUDA context (processes with a context each measured 2.5x slower). At most `ahead`
+    clips wait, which bounds memory and lets workers run on while the writer commits.
     """
-    local = threading.local()
-
-    def run(task: tuple[str, Path, np.ndarray]) -> ClipResult:
-        if not hasattr(local, "featurize"):
-            local.featurize = ClipFeaturizer(cfg)
-        return local.featurize(*task)
-
-    ahead = 64 * workers
-    with ThreadPoolExecutor(workers, thread_name_prefix="featurize") as pool:
-        pending = deque(pool.submit(run, task) for task in tasks[:ahead])
+    if _on_processes(device, workers):
+        # spawn, not fork: the parent has threads (zarr's event loop) that fork would copy
+        # mid-flight.
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+        per_task = CLIPS_PER_PROCESS_TASK
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="featurize")
+        per_task = 1
+    batches = [tasks[i : i + per_task] for i in range(0, len(tasks), per_task)]
+    ahead = 64 * workers // per_task
+    with pool:
+        pending = deque(pool.submit(_featurize_batch, b, cfg, device) for b in batches[:ahead])
         try:
-            for task in tasks[ahead:]:
-                yield pending.popleft().result()
-                pending.append(pool.submit(run, task))
+            for batch in batches[ahead:]:
+                yield from pending.popleft().result()
+                pending.append(pool.submit(_featurize_batch, batch, cfg, device))
             while pending:
-                yield pending.popleft().result()
+                yield from pending.popleft().result()
+        except BrokenProcessPool:
+            raise FatError(
+                "a featurize worker process died (out of memory, or a crash while decoding); "
+                "rerun the same command to resume, with fewer --workers if memory is short"
+            ) from None
         finally:  # the consumer stopped early (an error, Ctrl-C): drop what has not started
             for future in pending:
                 future.cancel()
@@ -200,17 +281,18 @@ def featurize_split(
     compression: str = "none",
     commit_every: int = 256,
     progress: bool = True,
+    device: str = "auto",
 ) -> FeaturizeSummary:
-    """Featurize one split; returns what happened. With `strict`, CSV problems raise at once."""
+    """Featurize one split; returns what happened. With `strict`, CSV problems raise at once.
+    `device`: where the log-mel runs, see `compute_device`."""
     data_dir, store_path = Path(data_dir), Path(store_path)
     cfg = config or LogMelConfig()
     workers = workers or os.cpu_count() or 1
+    device = compute_device(device, workers)
     layout = split_layout(split)
     vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
     table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, strict)
-    summary = FeaturizeSummary(
-        split=split, store=store_path, skipped=rejected, fft_backend=available_fft_backends()[0]
-    )
+    summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
     summary.clips_total = len(table.fnames) + len(rejected)
     started = time.perf_counter()
     with open_store(store_path, "a", format=store_format) as store:
@@ -235,7 +317,14 @@ def featurize_split(
                     continue
                 tasks.append((name, path, labels))
             bar = tqdm(total=len(tasks), unit="clip", disable=not progress, desc=split)
-            for result in _results(tasks, cfg, min(workers, len(tasks) or 1)):
+            workers = min(workers, len(tasks) or 1)
+            on = "processes" if _on_processes(device, workers) else "threads"
+            summary.compute = (
+                f"cpu ({available_fft_backends()[0]} FFT)"
+                if device == "cpu"
+                else f"{device} (torch)"
+            ) + f", {workers} {on}"
+            for result in _results(tasks, cfg, workers, device):
                 if not summary.startup_seconds:
                     summary.startup_seconds = time.perf_counter() - started
                 bar.update(1)

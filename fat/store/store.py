@@ -117,6 +117,20 @@ class EncodedClip:
     checksum: int
     sums: np.ndarray  # (2, n_mels) float64: per-mel sum and sum of squares of the stored values
 
+    def __reduce__(self):
+        # Pickled (from featurize's worker processes) without record.features, which the
+        # writer never reads: the float32 log-mel would be 2/3 of the bytes. It comes back as
+        # a view of `frames`, the values as stored.
+        r = self.record
+        facts = (r.clip_id, r.labels, r.source_sample_rate, r.source_channels, r.source_duration_s)
+        return _unpickle_encoded_clip, (facts, self.frames, self.checksum, self.sums)
+
+
+def _unpickle_encoded_clip(facts: tuple, frames: np.ndarray, checksum: int, sums: np.ndarray):
+    clip_id, labels, sample_rate, channels, duration_s = facts
+    record = ClipRecord(clip_id, frames.T, labels, sample_rate, channels, duration_s)
+    return EncodedClip(record, frames, checksum, sums)
+
 
 def encode_clip(clip: ClipRecord, dtype: str) -> EncodedClip:
     """`clip` as the store keeps it, in `dtype`; FatError for features that are not 2-D frames."""
