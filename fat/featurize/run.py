@@ -318,12 +318,12 @@ def featurize_split(
                 tasks.append((name, path, labels))
             bar = tqdm(total=len(tasks), unit="clip", disable=not progress, desc=split)
             workers = min(workers, len(tasks) or 1)
-            on = "processes" if _on_processes(device, workers) else "threads"
+            where = "processes" if _on_processes(device, workers) else "threads"
             summary.compute = (
                 f"cpu ({available_fft_backends()[0]} FFT)"
                 if device == "cpu"
                 else f"{device} (torch)"
-            ) + f", {workers} {on}"
+            ) + f", {workers} {where if workers > 1 else 'thread'}"
             for result in _results(tasks, cfg, workers, device):
                 if not summary.startup_seconds:
                     summary.startup_seconds = time.perf_counter() - started
