@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from fat.config import LogMelConfig
 from fat.featurize.logmel import available_fft_backends
 from fat.featurize.reference import librosa_logmel
-from fat.featurize.run import featurize_split
+from fat.featurize.run import FeaturizeSummary, featurize_split
 from fat.labels import official_vocabulary
 
 
@@ -61,15 +61,37 @@ def librosa_loop(folder: Path, cfg: LogMelConfig) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def fat_run(data: Path, store: Path, cfg: LogMelConfig, workers: int) -> tuple[float, float, float]:
-    """Wall seconds, wall seconds after the first clip, and CPU seconds (all threads) of one
-    `featurize_split` call into a fresh Zarr store."""
-    shutil.rmtree(store, ignore_errors=True)
+def remove_store(store: Path) -> None:
+    """A Zarr store is a folder, an HDF5 store a file."""
+    if store.is_dir():
+        shutil.rmtree(store)
+    store.unlink(missing_ok=True)
+
+
+def fat_run(
+    data: Path,
+    store: Path,
+    cfg: LogMelConfig,
+    workers: int,
+    device: str = "cpu",
+    store_format: str | None = None,
+) -> tuple[FeaturizeSummary, float]:
+    """One `featurize_split` call of the curated split into a fresh store, and the CPU seconds
+    all its threads used."""
+    remove_store(store)
     c0 = time.process_time()
-    summary = featurize_split(data, "curated", store, cfg, workers=workers, progress=False)
-    cpu = time.process_time() - c0
-    assert not summary.skipped and summary.written > 0
-    return summary.seconds, summary.seconds - summary.startup_seconds, cpu
+    summary = featurize_split(
+        data,
+        "curated",
+        store,
+        cfg,
+        workers=workers,
+        device=device,
+        store_format=store_format,
+        progress=False,
+    )
+    assert not summary.skipped and summary.written > 0, summary.lines()
+    return summary, time.process_time() - c0
 
 
 def main() -> None:
@@ -100,8 +122,9 @@ def main() -> None:
                 librosa_loop(tmp / "data" / "train_curated", cfg)
             )
             for workers in sorted({1, args.workers}):
-                wall, after_first, cpu = fat_run(tmp / "data", tmp / "b.zarr", cfg, workers)
-                timings.setdefault(f"{workers}/end to end", []).append((wall, cpu))
+                summary, cpu = fat_run(tmp / "data", tmp / "b.zarr", cfg, workers)
+                after_first = summary.seconds - summary.startup_seconds
+                timings.setdefault(f"{workers}/end to end", []).append((summary.seconds, cpu))
                 timings.setdefault(f"{workers}/after the first clip", []).append((after_first, cpu))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -18,12 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from featurize import write_clips  # bench/featurize.py: the same synthetic clips
+from featurize import (
+    fat_run,
+    remove_store,
+    write_clips,
+)  # bench/featurize.py: the same clips and call
 
 from fat.config import LogMelConfig
 from fat.featurize.audio import load_audio
 from fat.featurize.logmel import LogMelExtractor
-from fat.featurize.run import featurize_split, gpu_available
+from fat.featurize.run import gpu_available
 from fat.labels import official_vocabulary
 from fat.store import ClipRecord, encode_clip, open_store
 
@@ -39,7 +43,7 @@ def writer_alone(folder: Path, store: Path, cfg: LogMelConfig, store_format: str
             path.name, extract(audio), labels, info.sample_rate, info.channels, info.duration_s
         )
         clips.append(encode_clip(record, cfg.dtype))
-    shutil.rmtree(store, ignore_errors=True)
+    remove_store(store)
     started = time.perf_counter()
     with open_store(store, "a", format=store_format) as opened:
         # 256 clips per commit, as featurize commits
@@ -67,31 +71,11 @@ def main() -> None:
     try:
         audio_s = write_clips(tmp / "data", args.clips, seed=0)
         for device in devices:  # one untimed run each: kernels compiled, CUDA initialised
-            featurize_split(
-                tmp / "data",
-                "curated",
-                store,
-                cfg,
-                progress=False,
-                device=device,
-                overwrite=True,
-                store_format=args.format,
-            )
+            fat_run(tmp / "data", store, cfg, 1, device, args.format)
         for _ in range(args.rounds):
             for device in devices:
                 for workers in worker_counts:
-                    summary = featurize_split(
-                        tmp / "data",
-                        "curated",
-                        store,
-                        cfg,
-                        workers=workers,
-                        overwrite=True,
-                        progress=False,
-                        device=device,
-                        store_format=args.format,
-                    )
-                    assert summary.written == args.clips, summary.lines()
+                    summary, _ = fat_run(tmp / "data", store, cfg, workers, device, args.format)
                     runs.setdefault((summary.compute, workers), []).append(
                         (summary.seconds, summary.seconds - summary.startup_seconds)
                     )

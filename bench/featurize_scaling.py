@@ -21,11 +21,11 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from featurize import write_clips  # bench/featurize.py: the same synthetic clips
+from featurize import fat_run, write_clips  # bench/featurize.py: the same clips and call
 
 from fat.config import LogMelConfig
 from fat.featurize.audio import load_audio
-from fat.featurize.run import ClipFeaturizer, compute_device, featurize_split
+from fat.featurize.run import ClipFeaturizer, compute_device
 
 
 def on_threads(job, items: list, workers: int, make_state) -> float:
@@ -115,18 +115,7 @@ def main() -> None:
                     seconds = on_processes(paths, workers, cfg, device)
                     name = "decode + log-mel + encode, on processes"
                     table.setdefault(name, {}).setdefault(workers, []).append(seconds)
-                summary = featurize_split(
-                    tmp / "data",
-                    "curated",
-                    store,
-                    cfg,
-                    workers=workers,
-                    overwrite=True,
-                    progress=False,
-                    device=device,
-                    store_format=args.format,
-                )
-                assert summary.written == args.clips, summary.lines()
+                summary, _ = fat_run(tmp / "data", store, cfg, workers, device, args.format)
                 table.setdefault("featurize_split", {}).setdefault(workers, []).append(
                     summary.seconds
                 )

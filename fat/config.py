@@ -65,9 +65,14 @@ class LogMelConfig:
     def frames_per_second(self) -> float:
         return self.sample_rate / self.hop_length
 
+    @property
+    def lead_samples(self) -> int:
+        """Zeros before the clip's first sample: frame f starts at f * hop - lead_samples."""
+        return self.n_fft // 2 if self.center else 0
+
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a clip of `n_samples` samples (after minimum-length padding)."""
-        padded = max(n_samples, self.min_samples) + (2 * (self.n_fft // 2) if self.center else 0)
+        padded = max(n_samples, self.min_samples) + 2 * self.lead_samples
         return 1 + (padded - self.n_fft) // self.hop_length
 
     def to_dict(self) -> dict[str, Any]:

@@ -210,8 +210,6 @@ class LogMelExtractor:
         if audio.ndim != 1:
             raise ValueError(f"expected mono 1-D audio, got shape {audio.shape}")
         n_frames = cfg.n_frames(audio.shape[0])
-        # Frame f starts at sample f * hop - lead: centring pads n_fft // 2 zeros in front.
-        lead = cfg.n_fft // 2 if cfg.center else 0
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         mel = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
         half_power = cfg.power / 2.0
@@ -219,7 +217,8 @@ class LogMelExtractor:
         # Float audio loud enough to overflow float32 power gives inf, for the caller to reject.
         for start in range(0, n_frames, self.FRAMES_PER_BLOCK):
             block = self._block[: min(self.FRAMES_PER_BLOCK, n_frames - start)]
-            _window_frames(audio, start * cfg.hop_length - lead, cfg.hop_length, self.window, block)
+            offset = start * cfg.hop_length - cfg.lead_samples
+            _window_frames(audio, offset, cfg.hop_length, self.window, block)
             spectrum = self._halfcomplex_fft(block)
             _log_mel(
                 spectrum,

@@ -29,10 +29,9 @@ class TorchLogMelExtractor:
         cfg = self.cfg
         if audio.ndim != 1:
             raise ValueError(f"expected mono 1-D audio, got shape {audio.shape}")
-        n_frames = cfg.n_frames(audio.shape[0])
-        lead = cfg.n_fft // 2 if cfg.center else 0
-        # Frame f covers samples[f * hop :][:n_fft], clip sample i is samples[lead + i].
-        length = (n_frames - 1) * cfg.hop_length + cfg.n_fft
+        # Frame f covers samples[f * hop :][:n_fft]; clip sample i is samples[lead + i].
+        length = (cfg.n_frames(audio.shape[0]) - 1) * cfg.hop_length + cfg.n_fft
+        lead = cfg.lead_samples
         clip = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
         samples = torch.zeros(length, dtype=torch.float32, device=self.device)
         used = min(clip.shape[0], length - lead)
