@@ -284,7 +284,9 @@ def featurize_split(
     device: str = "auto",
 ) -> FeaturizeSummary:
     """Featurize one split; returns what happened. With `strict`, CSV problems raise at once.
-    `device`: where the log-mel runs, see `compute_device`."""
+    `device`: where the log-mel runs, see `compute_device`. Past `THREADS_UP_TO` workers on
+    the CPU the work is done by spawned processes, so a script that calls this needs the usual
+    `if __name__ == "__main__":` guard around its own work."""
     data_dir, store_path = Path(data_dir), Path(store_path)
     cfg = config or LogMelConfig()
     workers = workers or os.cpu_count() or 1
