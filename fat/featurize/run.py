@@ -124,6 +124,14 @@ class ClipResult:
     error: str | None
 
 
+# Threads scale to ~4 workers: past that the GIL-held part of each clip (file parsing, kernel
+# dispatch, the hand-off) stops them. On 16 cores, 16 threads ran the worker's job at 4,100x
+# realtime, 16 processes at 10,000x (bench/featurize_scaling.py, BENCHMARKS.md); on 2 cores
+# threads win, as processes start in ~1 s and pickle their results.
+THREADS_UP_TO = 4
+CLIPS_PER_PROCESS_TASK = 8  # amortises the inter-process round trip
+
+
 def gpu_available() -> bool:
     """Whether torch sees a CUDA GPU. torch (~1.5 s to import) is only imported where an NVIDIA
     driver is loaded, so a CPU-only machine pays nothing for asking."""
@@ -185,13 +193,6 @@ class ClipFeaturizer:
         except Exception as e:  # noqa: BLE001 - see docstring
             return ClipResult(clip_id, None, f"cannot featurize: {type(e).__name__}: {e}")
 
-
-# Threads scale to ~4 workers: past that the GIL-held part of each clip (file parsing, kernel
-# dispatch, the hand-off) stops them. On 16 cores, 16 threads ran the worker's job at 4,100x
-# realtime, 16 processes at 10,000x (bench/featurize_scaling.py, BENCHMARKS.md); on 2 cores
-# threads win, as processes start in ~1 s and pickle their results.
-THREADS_UP_TO = 4
-CLIPS_PER_PROCESS_TASK = 8  # amortises the inter-process round trip
 
 _featurizer = threading.local()
 
