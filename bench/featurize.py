@@ -24,11 +24,12 @@ import numpy as np
 import soundfile as sf
 from threadpoolctl import threadpool_limits
 
-from fat.config import LogMelConfig
+from fat.core.features import LogMelConfig
+from fat.core.labels import official_vocabulary
 from fat.featurize.logmel import available_fft_backends
 from fat.featurize.reference import librosa_logmel
 from fat.featurize.run import FeaturizeSummary, featurize_split
-from fat.labels import official_vocabulary
+from fat.featurize.settings import FeaturizeOptions
 
 
 def write_clips(root: Path, n: int, seed: int) -> float:
@@ -80,16 +81,10 @@ def fat_run(
     all its threads used."""
     remove_store(store)
     c0 = time.process_time()
-    summary = featurize_split(
-        data,
-        "curated",
-        store,
-        cfg,
-        workers=workers,
-        device=device,
-        store_format=store_format,
-        progress=False,
+    options = FeaturizeOptions(
+        workers=workers, device=device, store_format=store_format, quiet=True
     )
+    summary = featurize_split(data, "curated", store, cfg, options)
     assert not summary.skipped and summary.written > 0, summary.lines()
     return summary, time.process_time() - c0
 

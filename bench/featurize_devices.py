@@ -24,11 +24,11 @@ from featurize import (
     write_clips,
 )  # bench/featurize.py: the same clips and call
 
-from fat.config import LogMelConfig
+from fat.core.device import gpu_available
+from fat.core.features import LogMelConfig
+from fat.core.labels import official_vocabulary
 from fat.featurize.audio import load_audio
 from fat.featurize.logmel import LogMelExtractor
-from fat.featurize.run import gpu_available
-from fat.labels import official_vocabulary
 from fat.store import ClipRecord, encode_clip, open_store
 
 

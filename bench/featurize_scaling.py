@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from featurize import fat_run, write_clips  # bench/featurize.py: the same clips and call
 
-from fat.config import LogMelConfig
+from fat.core.features import LogMelConfig
 from fat.featurize.audio import load_audio
 from fat.featurize.run import ClipFeaturizer, compute_device
 

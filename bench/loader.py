@@ -20,11 +20,11 @@ import torch
 from featurize import write_clips  # bench/featurize.py: FSDKaggle2019-like WAVs
 from store_read import make_clips  # bench/store_read.py: FSDKaggle2019-like log-mel clips
 
-from fat.config import LogMelConfig
+from fat.core.features import LogMelConfig
+from fat.core.labels import official_vocabulary
 from fat.featurize.reference import librosa_logmel
-from fat.labels import official_vocabulary
+from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import open_store
-from fat.train.config import TrainConfig
 from fat.train.data import load_training_data
 from fat.train.loaders import CropBatchSource, DaliLoader, TorchLoader
 from fat.train.loop import train
@@ -45,11 +45,10 @@ def rate(batches, n_batches: int, warmup: int = 3) -> float:
 
 
 def loader_rate(kind, store: Path, in_ram: bool, n_batches: int, workers: int = 0) -> float:
-    data = load_training_data(store, ("curated",), 0.0, 0, 2**34 if in_ram else 0)
-    steps = n_batches + 3
-    source = CropBatchSource(data, store, BATCH, CROP, seed=0, steps=steps)
-    loader = kind(source, torch.device("cpu"), workers)
-    return rate(loader.epoch(1), n_batches)
+    experiment = ExperimentConfig(batch_size=BATCH, crop_frames=CROP, steps_per_epoch=n_batches + 3)
+    with load_training_data(store, ("curated",), 0.0, 0, 2**34 if in_ram else 0) as data:
+        with kind(CropBatchSource(data, experiment), torch.device("cpu"), workers) as loader:
+            return rate(loader.epoch(1), n_batches)
 
 
 def naive_rate(wav_dir: Path, n_crops: int, cfg: LogMelConfig) -> float:
@@ -89,18 +88,11 @@ def ram_rates(store: Path, n_batches: int) -> tuple[float, float]:
 
 
 def training_rate(store: Path, out: Path, width: float, steps: int, loader: str) -> dict:
-    cfg = TrainConfig(
-        store=str(store),
-        out=str(out),
-        width=width,
-        epochs=1,
-        batch_size=32,
-        val_fraction=0.0,
-        steps_per_epoch=steps,
-        loader=loader,
-        log_every=steps,
+    experiment = ExperimentConfig(
+        width=width, epochs=1, batch_size=32, val_fraction=0.0, steps_per_epoch=steps
     )
-    train(cfg, progress=False)
+    options = RunOptions(store=str(store), out=str(out), loader=loader, log_every=steps, quiet=True)
+    train(experiment, options)
     with open(out / "metrics.csv", newline="") as f:
         row = next(csv.DictReader(f))
     return {"samples_per_s": float(row["samples_per_s"]), "wait": float(row["data_wait_frac"])}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fat.config import LogMelConfig
-from fat.labels import official_vocabulary
+from fat.core.features import LogMelConfig
+from fat.core.labels import official_vocabulary
 from fat.store import ClipRecord, open_store
 
 

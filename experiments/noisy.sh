@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 8: ways to use train_noisy, compared on the demo data with the same budget
+# Ways to use train_noisy, compared on the demo data with the same budget
 # (epochs x steps x batch) and three seeds, by curated-validation lwlrap. Run after `make demo`.
 #   bash experiments/noisy.sh [STORE] [OUT]
 set -euo pipefail

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fat.analysis.figures import plot_clip_prediction
+from fat.predict.scoring import open_run_split, predict_frames, predict_split
+from fat.predict.settings import PredictConfig
+from fat.runs.checkpoint import TrainedModel, load_trained_model
 from fat.store import Split
-from fat.train.checkpoint import TrainedModel, load_trained_model
-from fat.train.inference import frame_scores
-from fat.train.predict import open_split_for, predict_split
 
 
 @dataclass(frozen=True)
@@ -34,69 +33,48 @@ def pick_clips(split: Split, n: int) -> np.ndarray:
 
 
 def predict_clips(
-    trained: TrainedModel,
-    split: Split,
-    clips: np.ndarray,
-    device: torch.device,
-    tta: str = "mean",
-    overlap: float = 0.5,
+    trained: TrainedModel, split: Split, clips: np.ndarray, cfg: PredictConfig
 ) -> list[ClipPrediction]:
     """Scores of `clips` exactly as `fat predict` computes them, with frame-level scores from
     the same windows for models that have them."""
-    scores = predict_split(trained, split, device, clips, tta, overlap)
-    # predict_split has put the model on `device`, where frame_scores expects it.
+    scores = predict_split(trained, split, cfg, clips)
+    frames = predict_frames(trained, split, cfg, clips) or [None] * len(scores)
     return [
-        ClipPrediction(
-            clip,
-            row,
-            frame_scores(
-                trained.model,
-                split,
-                clip,
-                trained.config.crop_frames,
-                device,
-                trained.normalizer,
-                overlap,
-            ),
-        )
-        for clip, row in zip(np.asarray(clips).tolist(), scores, strict=True)
+        ClipPrediction(clip, row, f)
+        for clip, row, f in zip(np.asarray(clips).tolist(), scores, frames, strict=True)
     ]
 
 
 def write_clip_figures(
     run: Path,
     out: Path,
-    *,
+    cfg: PredictConfig,
     store: Path | str | None = None,
     split: str = "test",
     n_clips: int = 2,
-    checkpoint: str = "best",
-    tta: str = "mean",
-    overlap: float = 0.5,
-    device: torch.device | None = None,
 ) -> list[Path]:
     """One figure per clip for the first `n_clips` labelled clips of `split` (of `store`,
     default the run's): log-mel, frame heat-map for models with frame outputs, top scores
     against the true labels. Written as `out/<run folder>_clip_<clip id stem>.png`."""
     run = Path(run)
-    trained = load_trained_model(run, checkpoint)
-    data = open_split_for(trained, store or trained.config.store, split)
-    predictions = predict_clips(
-        trained, data, pick_clips(data, n_clips), device or torch.device("cpu"), tta, overlap
-    )
+    trained = load_trained_model(run, cfg.checkpoint)
     paths = []
-    for p in predictions:
-        clip_id = data.clip_ids[p.clip]
-        paths.append(
-            plot_clip_prediction(
-                data.read(p.clip).astype(np.float32),
-                trained.feature_config,
-                trained.vocabulary,
-                p.scores,
-                data.labels_of(p.clip),
-                Path(out) / f"{run.name}_clip_{clip_id.rsplit('.', 1)[0]}.png",
-                frame_probs=p.frame_probs,
-                title=f"{run.name}: {split}/{clip_id} ({checkpoint} checkpoint, windows: {tta})",
+    with open_run_split(trained, store, split) as data:
+        for p in predict_clips(trained, data, pick_clips(data, n_clips), cfg):
+            clip_id = data.clip_ids[p.clip]
+            title = (
+                f"{run.name}: {split}/{clip_id} ({cfg.checkpoint} checkpoint, windows: {cfg.tta})"
             )
-        )
+            paths.append(
+                plot_clip_prediction(
+                    data.read(p.clip).astype(np.float32),
+                    trained.feature_config,
+                    trained.vocabulary,
+                    p.scores,
+                    data.labels_of(p.clip),
+                    Path(out) / f"{run.name}_clip_{clip_id.rsplit('.', 1)[0]}.png",
+                    frame_probs=p.frame_probs,
+                    title=title,
+                )
+            )
     return paths

@@ -20,10 +20,10 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fat.analysis.runs import GRAD_PREFIX, RunHistory, as_runs, final_value, has_values  # noqa: E402
-from fat.config import LogMelConfig  # noqa: E402
-from fat.errors import FatError  # noqa: E402
-from fat.plots import draw_logmel, save_png  # noqa: E402
+from fat.analysis.plotting import draw_logmel, save_png  # noqa: E402
+from fat.core.errors import FatError  # noqa: E402
+from fat.core.features import LogMelConfig  # noqa: E402
+from fat.runs.directory import GRAD_NORM_PREFIX, RunHistory, has_values, load_run  # noqa: E402
 
 DPI = 100
 WIDTH_IN = 10.0  # every figure is 1000 px wide
@@ -54,8 +54,28 @@ class BarChart:
         return os.fspath(self.path)
 
 
+def as_runs(runs: Sequence[RunHistory | Path | str]) -> list[RunHistory]:
+    return [r if isinstance(r, RunHistory) else load_run(Path(r)) for r in runs]
+
+
 def _run_colour(i: int):
     return plt.get_cmap("tab10")(i % 10)
+
+
+def _epoch_curve(ax, run: RunHistory, column: str, style, colour: int, label: str) -> bool:
+    """`column` of run's metrics per epoch, in the run's colour; False when it has no value."""
+    if not has_values(run.metrics, column):
+        return False
+    ax.plot(
+        run.metrics["epoch"],
+        run.metrics[column],
+        linestyle=style,
+        marker="o",
+        markersize=3,
+        color=_run_colour(colour),
+        label=f"{run.name}: {label}",
+    )
+    return True
 
 
 def _legend(ax, n_entries: int) -> None:
@@ -85,18 +105,8 @@ def plot_metric_curves(
         others = iter(_OTHER_STYLES)
         for column in columns:
             style = _STYLES.get(column) or next(others, "-")
-            if not has_values(run.metrics, column):
-                continue
-            ax.plot(
-                run.metrics["epoch"],
-                run.metrics[column],
-                linestyle=style,
-                marker="o",
-                markersize=3,
-                color=_run_colour(i),
-                label=f"{run.name}: {_METRIC_LABELS.get(column, column)}",
-            )
-            entries += 1
+            if _epoch_curve(ax, run, column, style, i, _METRIC_LABELS.get(column, column)):
+                entries += 1
         if "val_lwlrap" in columns and run.best is not None:
             ax.plot(*run.best, marker="*", markersize=14, color=_run_colour(i), linestyle="none")
     if not entries:
@@ -121,19 +131,9 @@ def plot_loss_curves(
     entries, values = 0, []
     for i, run in enumerate(runs):
         for column, style, label in (("train_loss", "-", "train"), ("val_loss", "--", "val")):
-            if not has_values(run.metrics, column):
-                continue
-            ax.plot(
-                run.metrics["epoch"],
-                run.metrics[column],
-                linestyle=style,
-                marker="o",
-                markersize=3,
-                color=_run_colour(i),
-                label=f"{run.name}: {label}",
-            )
-            values.append(run.metrics[column].dropna().to_numpy())
-            entries += 1
+            if _epoch_curve(ax, run, column, style, i, label):
+                values.append(run.metrics[column].dropna().to_numpy())
+                entries += 1
     if not entries:
         plt.close(fig)
         raise FatError("no run records train_loss or val_loss")
@@ -204,10 +204,10 @@ def plot_grad_norms(
         elif run.grad_groups(run.metrics):
             panels.append((run, run.metrics, "epoch means"))
     if not panels:
-        raise FatError(f"no run records {GRAD_PREFIX}<group> columns")
+        raise FatError(f"no run records {GRAD_NORM_PREFIX}<group> columns")
     positive = np.concatenate(
         [
-            frame[GRAD_PREFIX + g].to_numpy(dtype=float)
+            frame[GRAD_NORM_PREFIX + g].to_numpy(dtype=float)
             for run, frame, _ in panels
             for g in run.grad_groups(frame)
         ]
@@ -233,7 +233,7 @@ def plot_grad_norms(
         epoch = frame["epoch"].to_numpy(dtype=float)
         panel_zero = False
         for group in run.grad_groups(frame):
-            norm = frame[GRAD_PREFIX + group].to_numpy(dtype=float)
+            norm = frame[GRAD_NORM_PREFIX + group].to_numpy(dtype=float)
             zero = norm <= 0  # NaN (not logged) stays a gap in the line
             ax.plot(epoch, np.where(zero, floor, norm), color=colours[group])
             if zero.any():
@@ -511,7 +511,7 @@ def plot_group_comparison(summary: pd.DataFrame, groups: dict, metric: str, path
     y = np.arange(n)[::-1]
     mean = summary["mean"].to_numpy(dtype=float)
     std = summary["std"].fillna(0).to_numpy(dtype=float)
-    seeds = [[final_value(r, metric) for r in groups[name]] for name in summary["config"]]
+    seeds = [[r.final(metric) for r in groups[name]] for name in summary["config"]]
     for yi, values in zip(y, seeds, strict=True):
         ax.plot(values, [yi] * len(values), "o", color="#6baed6", markersize=5)
     ax.errorbar(mean, y, xerr=std, fmt="D", color="#08519c", markersize=7, capsize=5)

@@ -21,8 +21,8 @@ from fat.analysis.figures import (
     plot_per_class,
     plot_per_class_split,
 )
-from fat.analysis.runs import RunHistory, column_of, final_value, has_values, load_run
-from fat.errors import FatError
+from fat.core.errors import FatError
+from fat.runs.directory import RunHistory, column_of, has_values, load_run
 
 
 @dataclass
@@ -191,7 +191,7 @@ def group_summary(groups: dict[str, list[RunHistory]], metric: str) -> pd.DataFr
     """Per configuration: seeds, mean, std (ddof 1), min and max of the final `metric`."""
     rows = []
     for name, runs in groups.items():
-        values = np.array([final_value(r, metric) for r in runs])
+        values = np.array([r.final(metric) for r in runs])
         values = values[~np.isnan(values)]
         rows.append(
             {
@@ -213,7 +213,7 @@ def _comparison_section(histories: list[RunHistory], out: Path) -> list[str]:
         return []
     metric = (
         "val_lwlrap_curated"
-        if all(not math.isnan(final_value(r, "val_lwlrap_curated")) for r in histories)
+        if all(not math.isnan(r.final("val_lwlrap_curated")) for r in histories)
         else "val_lwlrap"
     )
     summary = group_summary(groups, metric)

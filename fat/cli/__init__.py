@@ -1,11 +1,12 @@
-"""`fat` command line: a thin layer over library functions that tests call directly."""
+"""`fat` command line: a thin layer over library functions that tests call directly. Options
+of commands with settings are generated from the settings records (`fat.cli.options`)."""
 
 import sys
 
 import click
 
 from fat import __version__
-from fat.errors import FatError
+from fat.core.errors import FatError
 
 
 class FatGroup(click.Group):
@@ -19,7 +20,7 @@ class FatGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=FatGroup)
+@click.group(cls=FatGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fat")
 def main() -> None:
     """Multi-label audio tagging for FSDKaggle2019-style data."""

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from fat.cli.predict import CHECKPOINT, DEVICE, OVERLAP, TTA
+from fat.cli.options import given_settings, settings_options
+from fat.predict.settings import PredictConfig
 
 
 @click.command()
@@ -13,32 +14,17 @@ from fat.cli.predict import CHECKPOINT, DEVICE, OVERLAP, TTA
 @click.option("--store", default=None, help="Store for clip figures (default: the run's).")
 @click.option("--clip-split", default="test", show_default=True, help="Split of clip figures.")
 @click.option("--clips", default=2, show_default=True, help="Clip figures per run; 0 = none.")
-@CHECKPOINT
-@TTA
-@OVERLAP
-@DEVICE
-def report(runs, out, store, clip_split, clips, checkpoint, tta, overlap, device) -> None:
+@settings_options(PredictConfig)
+def report(runs, out, store, clip_split, clips, **kw) -> None:
     """Curves, LR schedule, per-class lwlrap, gradient norms and clip figures for RUNS.
     Clip figures show the scores `fat predict` gives with the same options."""
     from fat.analysis.clips import write_clip_figures
     from fat.analysis.report import write_report
-    from fat.train.loop import pick_device
 
+    cfg = PredictConfig.from_dict(given_settings(PredictConfig, kw))
     out.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
     figures = []
     if clips > 0:
         for run in runs:
-            figures += write_clip_figures(
-                run,
-                out,
-                store=store,
-                split=clip_split,
-                n_clips=clips,
-                checkpoint=checkpoint,
-                tta=tta,
-                overlap=overlap,
-                device=dev,
-            )
-    index = write_report(list(runs), out, clip_figures=figures)
-    click.echo(f"wrote {index}")
+            figures += write_clip_figures(run, out, cfg, store, clip_split, clips)
+    click.echo(f"wrote {write_report(list(runs), out, clip_figures=figures)}")

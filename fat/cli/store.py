@@ -10,19 +10,11 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from fat.errors import FatError
-from fat.store import FeatureStore, Split, open_store
+from fat.store import open_store
+from fat.store.describe import clip_rows, describe_store
 
 STORE = click.argument("store_path", metavar="STORE", type=click.Path(path_type=Path))
 SPLIT = click.argument("split_name", metavar="SPLIT")
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
@@ -37,66 +29,12 @@ def store() -> None:
     """Inspect a feature store (info, ls, show, stats, verify, export)."""
 
 
-def describe_store(feature_store: FeatureStore) -> str:
-    """The text of `fat store info`: what is in the store and how it was made."""
-    out = [
-        f"store    {feature_store.path}",
-        f"format   {feature_store.format}",
-        f"on disk  {_human_bytes(feature_store.disk_usage())}",
-    ]
-    names = feature_store.splits()
-    if not names:
-        out.append("splits   none")
-    for name in names:
-        split = feature_store.split(name)
-        cfg = split.feature_config
-        chunks = split.frames_chunks
-        out += [
-            "",
-            f"split {name}",
-            f"  clips      {split.n_clips}",
-            f"  hours      {split.hours:.3f}",
-            f"  frames     {split.n_frames} x {cfg.n_mels} mels ({cfg.dtype}), "
-            f"{_human_bytes(split.nbytes())} raw",
-            f"  chunking   {chunks[0]} frames x {chunks[1]} mels, "
-            f"compression {split.meta.compression}",
-            f"  labels     {'yes' if split.meta.labelled else 'no'}, "
-            f"{len(split.vocabulary)}-class vocabulary",
-            f"  mel stats  {'computed' if split.stats is not None else 'not computed'}",
-            f"  made by    fat {split.meta.tool_version} at {split.meta.created_utc}",
-            "  features   " + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items()),
-        ]
-    return "\n".join(out)
-
-
 @store.command()
 @STORE
 def info(store_path: Path) -> None:
     """Splits, clips, hours, frames, dtype, chunking, size on disk and feature config."""
     with open_store(store_path) as feature_store:
         click.echo(describe_store(feature_store))
-
-
-def clip_rows(split: Split, label: str | None = None) -> list[dict]:
-    """One row per clip (id, duration, frames, labels), optionally only clips with `label`."""
-    column = None
-    if label is not None:
-        if label not in split.vocabulary:
-            raise FatError(f"label {label!r} is not in the vocabulary of split {split.name!r}")
-        column = split.vocabulary.index(label)
-    rows = []
-    for i, clip_id in enumerate(split.clip_ids):
-        if column is not None and not split.labels[i, column]:
-            continue
-        rows.append(
-            {
-                "id": clip_id,
-                "duration_s": round(float(split.durations[i]), 3),
-                "frames": int(split.lengths[i]),
-                "labels": ",".join(split.labels_of(i)),
-            }
-        )
-    return rows
 
 
 @store.command(name="ls")
@@ -109,6 +47,7 @@ def clip_rows(split: Split, label: str | None = None) -> list[dict]:
     type=click.Choice(["table", "csv", "json"]),
     default="table",
     show_default=True,
+    help="Output as an aligned table, CSV or JSON.",
 )
 def ls_command(store_path: Path, split_name: str, label: str | None, fmt: str) -> None:
     """List the clips of a split: id, duration, frames, labels."""
@@ -152,7 +91,7 @@ def show(store_path: Path, split_name: str, clip_id: str, png: Path | None) -> N
     ]
     click.echo("\n".join(f"{k:7s} {v}" for k, v in rows))
     if png:
-        from fat.plots import plot_logmel
+        from fat.analysis.plotting import plot_logmel
 
         title = f"{split_name}/{clip_id}: {', '.join(labels) or 'no labels'}"
         plot_logmel(features, cfg, title, png)
@@ -183,7 +122,7 @@ def stats(store_path: Path, split_name: str, png: Path | None) -> None:
     if rows:
         click.echo(_table(rows, ["label", "clips"]))
     if png:
-        from fat.plots import plot_split_overview
+        from fat.analysis.plotting import plot_split_overview
 
         plot_split_overview(label_counts, durations, f"{store_path.name}: split {split_name}", png)
         click.echo(f"wrote {png}")

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from fat.errors import FatError
+from fat.core.errors import FatError
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def _read_libsndfile(path: Path) -> tuple[np.ndarray, SourceInfo]:
     with _open(path) as f:
         expected = f.frames
         # 16-bit PCM in other containers is read as integers and scaled in numpy: libsndfile's
-        # own int-to-float conversion is 4x slower, same values (2**-15 is exact in float32).
+        # own int-to-float conversion is slower, same values (2**-15 is exact in float32).
         dtype = "int16" if f.subtype == "PCM_16" else "float32"
         try:
             data = f.read(dtype=dtype, always_2d=True)

@@ -3,30 +3,28 @@
 The transform is `librosa.power_to_db(librosa.feature.melspectrogram(...))` with the settings in
 `LogMelConfig` (see its docstring); librosa is only needed by the tests that check the match.
 
-Why it is built this way (measured on this repository's 2-core CPU; BENCHMARKS.md):
+Why it is built this way (the measurements are in BENCHMARKS.md, "Featurize"):
 - Frames go through windowing, FFT and the mel product in blocks of 128 that stay in cache,
   in buffers the extractor keeps: fresh multi-megabyte arrays per clip cost more in page
   faults and cache misses than the arithmetic on them.
 - The FFT writes FFTPACK's real "half-complex" layout (r0, r1, i1, r2, i2, ...) bin-major,
   (n_fft, frames): real and imaginary parts are plain rows, and each mel band is a weighted
   sum of a contiguous run of them, computed for all frames at once.
-- The FFT is ducc0's when it is installed (the `fast` extra): 25% faster than scipy's
-  pocketfft for n_fft 2560 on this CPU (0.35 vs 0.46 ms per 128 frames), same layout, results
-  equal to float32 round-off. scipy's `fftpack.rfft` is the fallback.
-- Windowing and the squared-magnitude mel product are small numba kernels: numpy's broadcast
-  multiply ran at 0.3 ns per value (80 us per block; the kernel 23 us), and squaring plus a
-  scipy sparse product took 96 us per block (the kernel 50 us). Windowing reads the clip in
-  place, zeros outside it, so no padded copy is made.
+- The FFT is ducc0's when it is installed (the `fast` extra; faster than scipy's pocketfft,
+  same layout, results equal to float32 round-off); scipy's `fftpack.rfft` is the fallback.
+- Windowing and the squared-magnitude mel product are small numba kernels, faster than
+  numpy's broadcast multiply and a scipy sparse product. Windowing reads the clip in place,
+  zeros outside it, so no padded copy is made.
 - The dB conversion is fused into the mel kernel with a vectorised log (numpy's float32 log10
-  is scalar code: 12 ns per value, 15% of the compute).
+  is scalar code).
 - Every step releases the GIL, so threads featurize in parallel inside one process.
 """
 
 import numba
 import numpy as np
 
-from fat.config import LogMelConfig
-from fat.melscale import mel_band_edges_hz
+from fat.core.features import LogMelConfig
+from fat.core.melscale import mel_band_edges_hz
 
 try:
     import ducc0.fft as ducc_fft
@@ -101,8 +99,7 @@ def _decibels(values, amin, exponents):  # pragma: no cover - compiled
     100 dB, as numpy's float32 log10); inf and NaN become inf. `exponents` is float32 scratch
     of the same length.
 
-    numpy's float32 log10 is scalar code (12 ns per value here, as much time as the FFT's
-    windowing and the mel product together); this is loops that LLVM vectorises: the exponent
+    numpy's float32 log10 is scalar code; this is loops that LLVM vectorises: the exponent
     from the bit pattern, ln of the mantissa from the atanh series 2 * (s + s^3/3 + ... + s^9/9)
     with s = (m - 1) / (m + 1), |s| <= 0.172 (truncation error < 3e-9). `error_model="numpy"`
     drops the division-by-zero check that stops the division from vectorising."""
@@ -168,8 +165,8 @@ class LogMelExtractor:
     An instance keeps work buffers, so use one per thread.
     """
 
-    # Frames per block: 128 x 2560 float32 frames (1.3 MB) and their spectrum. 64-128 were
-    # equally fast on clips of 0.3-30 s; 16-32 lose to per-call overhead.
+    # Frames per block: large enough to amortise per-call overhead, small enough for the
+    # block and its spectrum to stay in cache.
     FRAMES_PER_BLOCK = 128
 
     def __init__(self, cfg: LogMelConfig, fft_backend: str | None = None) -> None:
@@ -178,7 +175,7 @@ class LogMelExtractor:
         if self.fft_backend not in available_fft_backends():
             raise ValueError(
                 f"fft_backend {self.fft_backend!r} is not available; installed: "
-                f"{available_fft_backends()} (ducc0 comes with `pip install fat[fast]`)"
+                f"{available_fft_backends()} (ducc0 comes with the `fast` extra)"
             )
         self.window = analysis_window(cfg)
         # Each triangle covers a contiguous run of bins: store only those runs (~2% of the
@@ -201,7 +198,7 @@ class LogMelExtractor:
             return ducc_fft.r2r_fftpack(
                 frames.T, axes=(0,), real2hermitian=True, forward=True, out=out
             )
-        import scipy.fftpack  # here, not at the top: 0.3 s to import, and ducc0 needs none of it
+        import scipy.fftpack  # here, not at the top: slow to import, and ducc0 needs none of it
 
         return scipy.fftpack.rfft(frames.T, axis=0)
 

@@ -10,7 +10,7 @@ single kernel over all frames of the clip.
 import numpy as np
 import torch
 
-from fat.config import LogMelConfig
+from fat.core.features import LogMelConfig
 from fat.featurize.logmel import analysis_window, mel_filterbank
 
 

@@ -5,7 +5,7 @@ librosa is a test/benchmark dependency only (the `test` extra), so it is importe
 
 import numpy as np
 
-from fat.config import LogMelConfig
+from fat.core.features import LogMelConfig
 
 
 def librosa_logmel(audio: np.ndarray, cfg: LogMelConfig) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Featurize one split of an FSDKaggle2019-style directory into a feature store.
 
-Decoding, log-mel and encoding run on `workers` threads; results come back in CSV order to
-the one writer, which commits every few clips. Rerunning after a kill skips committed clips, and
+Decoding, log-mel and encoding run on `workers` threads (spawned processes past
+`THREADS_UP_TO` CPU workers); results come back in CSV order to the one writer, which commits
+every few clips. Rerunning after a kill skips committed clips, and
 because order is fixed the result equals an uninterrupted run. A bad file never stops the run:
 it is skipped with one line (file, reason) in the summary and in an errors CSV by the store.
 """
@@ -21,12 +22,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fat.config import LogMelConfig
-from fat.dataset import SAMPLE_SUBMISSION, check_data_dir, split_layout
-from fat.errors import FatError
+from fat.core.device import device_name
+from fat.core.errors import FatError
+from fat.core.features import LogMelConfig
+from fat.core.labels import LabelTable, read_labels_csv, read_vocabulary
+from fat.core.layout import SAMPLE_SUBMISSION, check_data_dir, split_layout
 from fat.featurize.audio import load_audio
 from fat.featurize.logmel import LogMelExtractor, available_fft_backends
-from fat.labels import LabelTable, read_labels_csv, read_vocabulary
+from fat.featurize.settings import FeaturizeOptions
 from fat.store import ClipRecord, EncodedClip, encode_clip, open_store
 
 
@@ -124,36 +127,20 @@ class ClipResult:
     error: str | None
 
 
-# Threads scale to ~4 workers: past that the GIL-held part of each clip (file parsing, kernel
-# dispatch, the hand-off) stops them. On 16 cores, 16 threads ran the worker's job at 4,100x
-# realtime, 16 processes at 10,000x (bench/featurize_scaling.py, BENCHMARKS.md); on 2 cores
-# threads win, as processes start in ~1 s and pickle their results.
+# Threads stop scaling past a few workers: the GIL-held part of each clip (file parsing,
+# kernel dispatch, the hand-off) serialises them, where processes scale on; on few cores
+# threads win, as processes start slowly and pickle their results (BENCHMARKS.md).
 THREADS_UP_TO = 4
 CLIPS_PER_PROCESS_TASK = 8  # amortises the inter-process round trip
 
 
-def gpu_available() -> bool:
-    """Whether torch sees a CUDA GPU. torch (~1.5 s to import) is only imported where an NVIDIA
-    driver is loaded, so a CPU-only machine pays nothing for asking."""
-    if not Path("/proc/driver/nvidia/version").exists():
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def compute_device(name: str, workers: int) -> str:
-    """The device for the log-mel: "cpu", or a CUDA device such as "cuda" or "cuda:1".
-
-    "auto" is CUDA when there is a GPU and at most `THREADS_UP_TO` workers, else the CPU.
-    Measured on 16 cores with an H200 (BENCHMARKS.md): on up to 4 threads the GPU log-mel
-    made featurize 1.6-3.3x faster; past that the CPU path's worker processes scale further
-    than threads around one GPU can (the GIL-held part of each clip stops them)."""
-    if name == "auto":
-        return "cuda" if workers <= THREADS_UP_TO and gpu_available() else "cpu"
-    if name != "cpu" and not (name.startswith("cuda") and gpu_available()):
-        raise FatError(f"log-mel device {name!r}: no such CUDA device here (use cpu or auto)")
-    return name
+    """The device for the log-mel: "cpu" or "cuda:N". "auto" is the GPU when there is one and
+    at most `THREADS_UP_TO` workers (where it measured faster), else the CPU, whose worker
+    processes scale further than threads around one GPU can."""
+    if name == "auto" and workers > THREADS_UP_TO:
+        return "cpu"
+    return device_name(name)
 
 
 class ClipFeaturizer:
@@ -233,7 +220,7 @@ def _results(
     Threads up to a few workers: decoding (file reads, libsndfile), the FFT (ducc0 or scipy),
     the numba kernels (compiled `nogil`) and the numpy steps all release the GIL, so threads
     scale without process start-up or pickling. A CUDA log-mel always runs on threads around
-    one CUDA context (processes with a context each measured 2.5x slower). At most `ahead`
+    one CUDA context (processes with a context each measured slower). At most `ahead`
     clips wait, which bounds memory and lets workers run on while the writer commits.
     """
     if _on_processes(device, workers):
@@ -274,39 +261,33 @@ def featurize_split(
     split: str,
     store_path: Path,
     config: LogMelConfig | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    strict: bool = False,
+    options: FeaturizeOptions | None = None,
     labels_file: Path | None = None,
-    store_format: str | None = None,
-    compression: str = "none",
-    commit_every: int = 256,
-    progress: bool = True,
-    device: str = "auto",
 ) -> FeaturizeSummary:
-    """Featurize one split; returns what happened. With `strict`, CSV problems raise at once.
-    `device`: where the log-mel runs, see `compute_device`. Past `THREADS_UP_TO` workers on
-    the CPU the work is done by spawned processes, so a script that calls this needs the usual
-    `if __name__ == "__main__":` guard around its own work."""
+    """Featurize one split; returns what happened. With `options.strict`, CSV problems raise
+    at once. `labels_file`: an answer key (fname,labels) for the test split. Past
+    `THREADS_UP_TO` workers on the CPU the work is done by spawned processes, so a script that
+    calls this needs the usual `if __name__ == "__main__":` guard around its own work."""
     data_dir, store_path = Path(data_dir), Path(store_path)
     cfg = config or LogMelConfig()
-    workers = workers or os.cpu_count() or 1
-    device = compute_device(device, workers)
+    opts = options or FeaturizeOptions()
+    workers = opts.workers or os.cpu_count() or 1
+    device = compute_device(opts.device, workers)
     layout = split_layout(split)
     vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
-    table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, strict)
+    table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, opts.strict)
     summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
     summary.clips_total = len(table.fnames) + len(rejected)
     started = time.perf_counter()
-    with open_store(store_path, "a", format=store_format) as store:
+    with open_store(store_path, "a", format=opts.store_format) as store:
         writer = store.writer(
             layout.name,
             cfg,
             vocab,
             labelled=labelled,
-            overwrite=overwrite,
-            compression=compression,
-            commit_every=commit_every,
+            overwrite=opts.overwrite,
+            compression=opts.compression,
+            commit_every=opts.commit_every,
         )
         with writer:
             tasks = []
@@ -319,7 +300,7 @@ def featurize_split(
                     summary.skipped.append(SkippedClip(str(path), None, name, "file not found"))
                     continue
                 tasks.append((name, path, labels))
-            bar = tqdm(total=len(tasks), unit="clip", disable=not progress, desc=split)
+            bar = tqdm(total=len(tasks), unit="clip", disable=opts.quiet, desc=split)
             workers = min(workers, len(tasks) or 1)
             where = "processes" if _on_processes(device, workers) else "threads"
             summary.compute = (

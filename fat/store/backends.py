@@ -1,7 +1,7 @@
 """Storage backends: the few primitive operations the feature store needs, for Zarr v3 and HDF5.
 
-Everything about clips, commits and verification lives in `fat.store.store` and is written
-once; a backend only creates splits (a group of growable arrays plus a JSON meta record),
+Everything about clips, commits and verification lives in the modules around this one and is
+written once; a backend only creates splits (a group of growable arrays plus a JSON meta record),
 hands out array handles that slice like numpy, and knows its own crash-safety mechanics:
 
 - Zarr: every chunk and metadata file is replaced atomically (zarr's LocalStore writes a
@@ -18,33 +18,21 @@ import json
 import os
 import shutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fat.errors import FatError
+from fat.core.errors import FatError
+from fat.store.layout import COMMIT_ARRAY, ArraySpec
 
 STORE_FORMAT = "fat-feature-store"
 STORE_FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
-class ArraySpec:
-    """An array of a split: rows are appended along axis 0, each row of shape `row_shape`."""
-
-    dtype: str
-    row_shape: tuple[int, ...] = ()
-    chunk_rows: int = 4096
-    compression: str = "none"
-
-
 class Backend(ABC):
     """Primitive storage operations; array handles support `a[i:j]`, `a[i:j] = v`, `.shape`,
     `.chunks` and `.resize(shape)` (both zarr.Array and h5py.Dataset do)."""
-
-    format_name: str
 
     def __init__(self, path: Path, writable: bool):
         self.path = Path(path)
@@ -59,11 +47,9 @@ class Backend(ABC):
     def split_names(self) -> list[str]: ...
 
     @abstractmethod
-    def create_split(
-        self, split: str, meta: dict[str, Any], arrays: dict[str, ArraySpec], commit_array: str
-    ) -> None:
-        """Create all arrays with zero rows; `commit_array` is created last, so a split whose
-        creation was interrupted is recognisably incomplete (and not listed)."""
+    def create_split(self, split: str, meta: dict[str, Any], arrays: dict[str, ArraySpec]) -> None:
+        """Create all arrays with zero rows, in the order given: the commit mark comes last,
+        so a split whose creation was interrupted is recognisably incomplete (and not listed)."""
 
     @abstractmethod
     def delete_split(self, split: str) -> None: ...
@@ -73,9 +59,6 @@ class Backend(ABC):
 
     @abstractmethod
     def array(self, split: str, name: str) -> Any: ...
-
-    @abstractmethod
-    def compression(self, split: str, name: str) -> str: ...
 
     def sync(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Make every write so far visible to readers before the next one (commit ordering)."""
@@ -96,8 +79,6 @@ def _not_a_store(path: Path, why: str) -> FatError:
 
 
 class ZarrBackend(Backend):
-    format_name = "zarr"
-
     def __init__(self, path: Path, writable: bool):
         import zarr
 
@@ -127,14 +108,15 @@ class ZarrBackend(Backend):
         return path / "writer.lock"
 
     def split_names(self) -> list[str]:
-        return sorted(p.name for p in self.path.iterdir() if (p / "commit" / "zarr.json").is_file())
+        return sorted(
+            p.name for p in self.path.iterdir() if (p / COMMIT_ARRAY / "zarr.json").is_file()
+        )
 
-    def create_split(self, split, meta, arrays, commit_array):
+    def create_split(self, split, meta, arrays):
         from zarr.codecs import ZstdCodec
 
         group = self._root.create_group(split, overwrite=True, attributes={"meta": meta})
-        for name in [n for n in arrays if n != commit_array] + [commit_array]:
-            spec = arrays[name]
+        for name, spec in arrays.items():
             group.create_array(
                 name,
                 shape=(0, *spec.row_shape),
@@ -166,10 +148,6 @@ class ZarrBackend(Backend):
                 array = array.with_config({"write_empty_chunks": True})
             self._arrays[key] = array
         return self._arrays[key]
-
-    def compression(self, split, name):
-        compressors = self.array(split, name).compressors
-        return "zstd" if compressors else "none"
 
     def refresh(self):
         self._arrays.clear()
@@ -212,8 +190,6 @@ def clear_hdf5_write_flag(path: Path) -> None:
 
 
 class HDF5Backend(Backend):
-    format_name = "hdf5"
-
     def __init__(self, path: Path, writable: bool):
         import h5py
 
@@ -265,16 +241,15 @@ class HDF5Backend(Backend):
             self._file = self._open()
 
     def split_names(self):
-        return sorted(name for name, group in self._file.items() if "commit" in group)
+        return sorted(name for name, group in self._file.items() if COMMIT_ARRAY in group)
 
-    def create_split(self, split, meta, arrays, commit_array):
+    def create_split(self, split, meta, arrays):
         self._reopen_for_structure()
         if split in self._file:
             del self._file[split]
         group = self._file.create_group(split)
         group.attrs["meta"] = json.dumps(meta)
-        for name in [n for n in arrays if n != commit_array] + [commit_array]:
-            spec = arrays[name]
+        for name, spec in arrays.items():
             if spec.compression != "none":
                 raise FatError(
                     f"{self.path}: HDF5 stores are uncompressed (got {spec.compression})"
@@ -300,9 +275,6 @@ class HDF5Backend(Backend):
 
     def array(self, split, name):
         return self._file[split][name]
-
-    def compression(self, split, name):
-        return self._file[split][name].compression or "none"
 
     def sync(self):
         self._file.flush()

@@ -1,14 +1,13 @@
 """float32 -> float16 rounding and the per-column statistics of the result, in one pass.
 
-numpy's float16 casts are scalar code in the wheels (its x86-64-v2 baseline has no F16C): 2.8 ns
-per value to float16 and 1.7 back, on this CPU. Featurize rounds every log-mel value and needs
-the sum and sum of squares of the rounded values for the split's statistics, which made the
-casts and reductions ~10% of its time. A numba kernel rounds the float32 bit pattern to
-float16's 10 mantissa bits with integer operations and accumulates the statistics from the
-rounded values while they are in registers.
+numpy's float16 casts are scalar code in the wheels (its x86-64-v2 baseline has no F16C), and
+featurize rounds every log-mel value and needs the sum and sum of squares of the rounded values
+for the split's statistics (BENCHMARKS.md has what that cost). A numba kernel rounds the
+float32 bit pattern to float16's 10 mantissa bits with integer operations and accumulates the
+statistics from the rounded values while they are in registers.
 
-Importing this module imports numba (~0.3 s) and the first call compiles the kernel or loads
-it from numba's cache, so the store imports it only when it encodes clips.
+Importing this module imports numba and the first call compiles the kernel or loads it from
+numba's cache, so the store imports it only when it encodes clips.
 """
 
 import numba

@@ -4,7 +4,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from fat.errors import FatError
+from fat.core.errors import FatError
 
 
 class WriterLock:

@@ -1,36 +1,36 @@
-"""Learning-rate schedules as pure functions of the step, so resuming needs only the step."""
+"""The learning rate as a pure function of the step, so resuming needs only the step."""
 
 import math
 
+from fat.runs.settings import ExperimentConfig
 
-def lr_at(
-    schedule: str,
-    step: int,
-    total_steps: int,
-    steps_per_epoch: int,
-    lr: float,
-    lr_min: float,
-    cycle_epochs: float = 4.0,
-) -> float:
-    """LR for optimizer step `step` (0-based) of `total_steps`.
 
-    cyclic: the seed's triangle between lr_min and lr, one period every `cycle_epochs`
+def lr_at(experiment: ExperimentConfig, step: int, steps_per_epoch: int) -> float:
+    """LR for optimizer step `step` (0-based) of a run of `experiment.epochs` epochs.
+
+    constant: lr. cyclic: a triangle between lr_min and lr, one period every `cycle_epochs`
     (starts low, peaks mid-period). onecycle: linear warm-up over the first 30% from lr/25 to
-    lr, then cosine down to lr_min. cosine: from lr to lr_min over the run.
+    lr, then cosine down to lr_min. cosine: from lr to lr_min over the run. From `swa_start`
+    on, a non-zero `swa_lr` replaces the schedule.
     """
+    e = experiment
+    if e.swa_start and e.swa_lr > 0 and step // steps_per_epoch + 1 >= e.swa_start:
+        return e.swa_lr
+    total_steps = steps_per_epoch * e.epochs
     progress = step / max(total_steps - 1, 1)
-    if schedule == "constant":
+    lr, lr_min = e.lr, e.lr_min
+    if e.schedule == "constant":
         return lr
-    if schedule == "cyclic":
-        period = max(cycle_epochs * steps_per_epoch, 2)
+    if e.schedule == "cyclic":
+        period = max(e.cycle_epochs * steps_per_epoch, 2)
         phase = (step % period) / period
         return lr_min + (lr - lr_min) * (1 - abs(2 * phase - 1))
-    if schedule == "cosine":
+    if e.schedule == "cosine":
         return lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
-    if schedule == "onecycle":
+    if e.schedule == "onecycle":
         warm = 0.3
         if progress < warm:
             return lr / 25 + (lr - lr / 25) * progress / warm
         rest = (progress - warm) / (1 - warm)
         return lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * rest))
-    raise ValueError(f"unknown schedule {schedule!r}")
+    raise ValueError(f"unknown schedule {e.schedule!r}")

@@ -1,3 +1,0 @@
-from fat.cli import main
-
-main()

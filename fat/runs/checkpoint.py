@@ -1,0 +1,114 @@
+"""Checkpoints: everything to resume a run exactly or to predict with nothing else at hand.
+
+Saved with torch.save and read back with `weights_only=True`, so loading a checkpoint cannot
+run code: only tensors, numbers, strings, lists and dicts go in. Every checkpoint carries the
+run's identity: its experiment settings, feature settings, vocabulary and normalisation.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fat.core.errors import FatError
+from fat.core.features import LogMelConfig
+from fat.models import create_model
+from fat.runs.directory import RunDirectory
+from fat.runs.settings import ExperimentConfig
+from fat.store.normalize import Normalizer
+
+FORMAT = 2  # 2: "experiment" apart from the run options (1 held both as "config")
+KINDS = ("best", "last", "swa")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"format": FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FatError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged or foreign file
+        raise FatError(f"{path}: not a readable fat checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise FatError(f"{path}: not a fat checkpoint of format {FORMAT}")
+    return state
+
+
+def run_identity(
+    experiment: ExperimentConfig,
+    feature_config: LogMelConfig,
+    vocabulary: tuple[str, ...],
+    normalizer: Normalizer,
+) -> dict[str, Any]:
+    """The part of every checkpoint that says what the model is and what it expects as input."""
+    return {
+        "experiment": experiment.to_dict(),
+        "feature_config": feature_config.to_dict(),
+        "vocabulary": list(vocabulary),
+        "normalizer": {
+            "mean": torch.from_numpy(normalizer.mean),
+            "std": torch.from_numpy(normalizer.std),
+        },
+    }
+
+
+@dataclass
+class TrainedModel:
+    """A model restored from a checkpoint, with what prediction needs to feed it."""
+
+    model: torch.nn.Module
+    experiment: ExperimentConfig
+    feature_config: LogMelConfig
+    vocabulary: tuple[str, ...]
+    normalizer: Normalizer
+    epoch: int
+    kind: str
+    store: str  # the store the run trained from, as its options name it
+
+
+def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
+    """A run's `kind` (best, last or swa) checkpoint as a model in eval mode on the CPU."""
+    if kind not in KINDS:
+        raise FatError(f"checkpoint must be one of {', '.join(KINDS)}, got {kind!r}")
+    run = RunDirectory(run_dir)
+    path = run.checkpoint(kind)
+    if not path.exists() and kind == "swa":
+        raise FatError(f"{path}: run has no SWA checkpoint (train with --swa-start)")
+    state = load_checkpoint(path)
+    experiment = ExperimentConfig.from_dict(state["experiment"])
+    feature_config = LogMelConfig.from_dict(state["feature_config"])
+    vocabulary = tuple(state["vocabulary"])
+    model = create_model(
+        experiment.arch,
+        feature_config.n_mels,
+        len(vocabulary),
+        experiment.width,
+        **experiment.model_kwargs,
+    )
+    model.load_state_dict(state["model"])
+    model.eval()
+    norm = state["normalizer"]
+    normalizer = Normalizer(
+        np.asarray(norm["mean"].numpy(), np.float32), np.asarray(norm["std"].numpy(), np.float32)
+    )
+    _, options = run.read_settings()
+    return TrainedModel(
+        model,
+        experiment,
+        feature_config,
+        vocabulary,
+        normalizer,
+        int(state["epoch"]),
+        kind,
+        str(options.get("store", "")),
+    )

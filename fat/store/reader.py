@@ -1,0 +1,213 @@
+"""`Split`: a read view of one split at its last commit, on disk or in RAM."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from fat.core.errors import FatError
+from fat.core.features import LogMelConfig
+from fat.store.backends import Backend
+from fat.store.index import SplitIndex
+from fat.store.layout import SplitMeta, mel_stats_from_sums
+
+
+class Split:
+    """A read view of one split: its metadata, its index and a handle on its frames.
+
+    `load()` gives the same view with the frames in RAM. A view on disk pickles as a way to
+    reopen it (`reopen`), so a process that receives it (a DALI worker) opens its own handle
+    instead of sharing one; a view in RAM pickles with its frames."""
+
+    def __init__(
+        self,
+        meta: SplitMeta,
+        frames: Any,
+        index: SplitIndex,
+        reopen: Callable[[], "Split"] | None = None,
+    ):
+        self.meta = meta
+        self.index = index
+        self._frames = frames
+        self._reopen = reopen
+        self._position = {clip_id: i for i, clip_id in enumerate(index.clip_ids)}
+        # Plain attributes and Python ints for the per-crop hot path: no property chains or
+        # numpy scalars there.
+        self._n_clips = index.n_clips
+        self._offset_list: list[int] = index.offsets.tolist()
+        self._length_list: list[int] = index.lengths.tolist()
+
+    @classmethod
+    def open(cls, backend: Backend, name: str, reopen: Callable[[], "Split"] | None = None):
+        meta = SplitMeta.from_dict(backend.meta(name))
+        return cls(meta, backend.array(name, "frames"), SplitIndex.read(backend, name), reopen)
+
+    def __reduce__(self):
+        if self.in_memory or self._reopen is None:
+            return Split, (self.meta, self._frames, self.index)
+        return _call, (self._reopen,)
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def feature_config(self) -> LogMelConfig:
+        return self.meta.feature_config
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        return self.meta.vocabulary
+
+    @property
+    def n_clips(self) -> int:
+        return self._n_clips
+
+    @property
+    def n_frames(self) -> int:
+        return self.index.n_frames
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self.index.offsets
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.index.lengths
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return self.index.clip_ids
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.index.labels
+
+    @property
+    def source(self) -> np.ndarray:
+        return self.index.source
+
+    @property
+    def checksums(self) -> np.ndarray:
+        return self.index.checksums
+
+    @property
+    def stats(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-mel (mean, std) over the split, or None when not computed for the current clips."""
+        return self.index.stats
+
+    @property
+    def frames_shape(self) -> tuple[int, ...]:
+        """Shape of the whole frames array (on disk it may hold rows past the commit)."""
+        return tuple(self._frames.shape)
+
+    @property
+    def frames_chunks(self) -> tuple[int, ...]:
+        """Chunk shape of the frames array (the whole array when in memory)."""
+        return tuple(getattr(self._frames, "chunks", None) or self._frames.shape)
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self._frames, np.ndarray)
+
+    @property
+    def durations(self) -> np.ndarray:
+        """Duration in seconds of each clip's original audio."""
+        return self.source[:, 2] if self.n_clips else np.zeros(0)
+
+    @property
+    def hours(self) -> float:
+        return float(self.durations.sum() / 3600)
+
+    def __len__(self) -> int:
+        return self.n_clips
+
+    def __contains__(self, clip_id: str) -> bool:
+        return clip_id in self._position
+
+    def index_of(self, clip: int | str) -> int:
+        """Position of a clip given its id or index; FatError for an unknown one."""
+        if isinstance(clip, str):
+            try:
+                return self._position[clip]
+            except KeyError:
+                raise FatError(f"split {self.name!r} has no clip {clip!r}") from None
+        i = int(clip)
+        if not 0 <= i < self.n_clips:
+            raise FatError(f"split {self.name!r}: clip index {i} outside 0..{self.n_clips - 1}")
+        return i
+
+    def labels_of(self, clip: int | str) -> list[str]:
+        return [self.vocabulary[j] for j in np.flatnonzero(self.labels[self.index_of(clip)])]
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Raw stored frames [start, stop) of the concatenated array, (rows, n_mels)."""
+        return self._frames[start:stop]  # numpy, zarr and h5py all return an ndarray
+
+    def read(self, clip: int | str) -> np.ndarray:
+        """A whole clip as (n_mels, n_frames) in the store dtype."""
+        i = self.index_of(clip)
+        start = self._offset_list[i]
+        return self._frames[start : start + self._length_list[i]].T
+
+    def read_crop(self, clip: int | str, start: int, length: int) -> np.ndarray:
+        """Frames [start, start + length) of a clip as (n_mels, length); touches only the chunks
+        holding them. The crop must lie inside the clip (padding is the caller's policy)."""
+        i = clip if type(clip) is int and 0 <= clip < self._n_clips else self.index_of(clip)
+        if start < 0 or length <= 0 or start + length > self._length_list[i]:
+            raise FatError(
+                f"crop [{start}, {start + length}) outside clip {self.clip_ids[i]!r} "
+                f"of {self._length_list[i]} frames"
+            )
+        first = self._offset_list[i] + start
+        return self._frames[first : first + length].T
+
+    def iter_blocks(self, rows: int = 1 << 16) -> Iterator[tuple[int, np.ndarray]]:
+        """The committed frames in large sequential blocks: (first row, block)."""
+        for lo in range(0, self.n_frames, rows):
+            yield lo, self.read_rows(lo, min(lo + rows, self.n_frames))
+
+    def compute_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-mel mean and std over every committed frame (float64 accumulation)."""
+        sums = np.zeros((2, self.feature_config.n_mels))
+        for _, block in self.iter_blocks():
+            block = block.astype(np.float64)
+            sums[0] += block.sum(axis=0)
+            sums[1] += np.square(block).sum(axis=0)
+        return mel_stats_from_sums(sums, self.n_frames)
+
+    def nbytes(self) -> int:
+        cfg = self.feature_config
+        return self.n_frames * cfg.n_mels * np.dtype(cfg.dtype).itemsize
+
+    def gather_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Frames at any array of row indices of the concatenated frames, in one vectorised
+        gather: the fast path of batch assembly, for splits in RAM only."""
+        if not self.in_memory:
+            raise FatError(f"split {self.name!r}: gather_rows needs the split in RAM (load())")
+        return self._frames[rows]
+
+    def with_frames(self, frames: np.ndarray) -> "Split":
+        """This split's index over other frames in RAM of the same shape (e.g. normalised)."""
+        if frames.shape != (self.n_frames, self.feature_config.n_mels):
+            raise ValueError(f"frames {frames.shape} do not fit split {self.name!r}")
+        return Split(self.meta, frames, self.index)
+
+    def load(self, budget_bytes: int | None = None) -> "Split":
+        """This split with all frames in RAM (the fast path), if they fit `budget_bytes`."""
+        if self.in_memory:
+            return self
+        need = self.nbytes()
+        if budget_bytes is not None and need > budget_bytes:
+            raise FatError(
+                f"split {self.name!r} needs {need / 2**30:.2f} GiB in memory, "
+                f"over the budget of {budget_bytes / 2**30:.2f} GiB"
+            )
+        frames = np.empty((self.n_frames, self.feature_config.n_mels), self.feature_config.dtype)
+        for lo, block in self.iter_blocks():
+            frames[lo : lo + len(block)] = block
+        return self.with_frames(frames)
+
+
+def _call(reopen: Callable[[], Split]) -> Split:
+    return reopen()

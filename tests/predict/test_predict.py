@@ -1,0 +1,156 @@
+"""fat predict / fat evaluate on a real tiny run: submission format, metric equality, refusals."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fat.cli import main
+from fat.core.evaluation import most_confused
+from fat.core.features import LogMelConfig
+from fat.core.labels import official_vocabulary
+from fat.core.metrics import lwlrap, lwlrap_details
+from fat.predict.inference import score_clips, window_starts
+from fat.runs.checkpoint import TrainedModel, load_trained_model
+from fat.store import open_store
+from tests.synthetic import SMALL_CONFIG, synthetic_clip
+
+
+@pytest.fixture(scope="module")
+def trained_run(labelled_store, trained_cnn) -> tuple[Path, Path]:
+    return labelled_store, trained_cnn
+
+
+def test_window_starts_cover_the_clip():
+    assert window_starts(20, 32, 0.5) == [0]
+    assert window_starts(100, 32, 0.5) == [0, 16, 32, 48, 64, 68]
+    assert window_starts(64, 32, 0.5) == [0, 16, 32]
+    assert window_starts(64, 32, 0.0) == [0, 32]
+
+
+def test_predict_writes_a_kaggle_submission(trained_run, tmp_path):
+    store, run = trained_run
+    out = tmp_path / "submission.csv"
+    result = CliRunner().invoke(main, ["predict", str(run), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    sub = pd.read_csv(out)
+    vocab = official_vocabulary()
+    assert list(sub.columns) == ["fname", *vocab] and sub.shape == (12, 81)
+    test = open_store(store).split("test")
+    assert sorted(sub["fname"]) == sorted(test.clip_ids)
+    probs = sub[list(vocab)].to_numpy()
+    assert np.all((probs >= 0) & (probs <= 1)) and np.isfinite(probs).all()
+    # The same numbers as scoring in-process with the run's model and normalizer.
+    trained = load_trained_model(run)
+    direct = score_clips(
+        trained.model, test, np.arange(12), 32, torch.device("cpu"), trained.normalizer
+    )
+    assert np.allclose(probs, direct, atol=2e-6)
+
+
+def window_probabilities(trained: TrainedModel, split, clip: int, crop: int = 32) -> np.ndarray:
+    """(windows, classes): the run's probabilities for each window of a clip, one forward
+    pass per clip, windows every crop / 2 frames plus one flush with the end, and a clip
+    shorter than the crop repeated to fill it."""
+    features = trained.normalizer.apply(split.read(clip).T).T  # (n_mels, T) like training
+    length = features.shape[1]
+    starts = list(range(0, max(length - crop, 0) + 1, crop // 2))
+    if length > crop and starts[-1] != length - crop:
+        starts.append(length - crop)
+    windows = np.stack([features[:, (s + np.arange(crop)) % length] for s in starts])
+    with torch.no_grad():
+        return torch.sigmoid(trained.model(torch.from_numpy(windows).float())).double().numpy()
+
+
+def test_tta_reduces_each_clips_windows_by_mean_or_max(trained_run, tmp_path):
+    store, run = trained_run
+    test = open_store(store).split("test")
+    vocab = list(official_vocabulary())
+    written = {}
+    for tta in ("mean", "max"):
+        out = tmp_path / f"{tta}.csv"
+        result = CliRunner().invoke(
+            main, ["predict", str(run), "--out", str(out), "--tta", tta, "--quiet"]
+        )
+        assert result.exit_code == 0, result.output
+        written[tta] = pd.read_csv(out).set_index("fname").loc[test.clip_ids, vocab].to_numpy()
+    trained = load_trained_model(run)
+    windows = [window_probabilities(trained, test, i) for i in range(len(test))]
+    assert np.allclose(written["mean"], [w.mean(axis=0) for w in windows], atol=2e-6)
+    assert np.allclose(written["max"], [w.max(axis=0) for w in windows], atol=2e-6)
+    several = np.array([len(w) > 1 for w in windows])
+    assert several.sum() >= 3  # clips longer than one window, where mean and max must differ
+    # ... by far more than the tolerance above, so those checks tell the two apart.
+    assert (written["max"] - written["mean"])[several].max(axis=1).min() > 1e-5
+
+
+def test_evaluate_matches_the_metric(trained_run, tmp_path):
+    store, run = trained_run
+    sub = tmp_path / "s.csv"
+    CliRunner().invoke(main, ["predict", str(run), "--out", str(sub), "--quiet"])
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        main, ["evaluate", str(run), "--split", "test", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    test = open_store(store).split("test")
+    probs = pd.read_csv(sub).set_index("fname").loc[test.clip_ids].to_numpy()
+    assert summary["lwlrap"] == pytest.approx(lwlrap(test.labels, probs), abs=1e-5)
+    per_class = pd.read_csv(out / "per_class.csv")
+    details = lwlrap_details(test.labels, probs)
+    assert len(per_class) == int((details.weights > 0).sum())
+    assert per_class["lwlrap"].is_monotonic_increasing  # worst first
+    assert f"{summary['lwlrap']:.4f}" in result.output
+    val = CliRunner().invoke(main, ["evaluate", str(run), "--quiet"])
+    assert val.exit_code == 0 and (run / "eval" / "val" / "summary.json").exists()
+
+
+def test_most_confused_counts_outranking_classes():
+    truth = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]])
+    scores = np.array([[0.2, 0.9, 0.1], [0.3, 0.5, 0.4], [0.1, 0.8, 0.9]])
+    assert most_confused(truth, scores, 0) == [1, 2]
+
+
+def test_predict_refuses_other_features(trained_run, tmp_path):
+    _, run = trained_run
+    other = tmp_path / "other.zarr"
+    with open_store(other, "a") as s:
+        cfg = LogMelConfig(n_mels=16, hop_length=512)
+        with s.writer("test", cfg, official_vocabulary()) as w:
+            w.add(synthetic_clip(0))
+    result = CliRunner().invoke(main, ["predict", str(run), "--store", str(other), "--quiet"])
+    assert result.exit_code == 1 and "hop_length" in result.output
+    assert SMALL_CONFIG.hop_length == 347
+
+
+def test_gcnn_frame_outputs_cover_each_clip(trained_run, trained_gcnn, tmp_path):
+    store, _ = trained_run
+    frames = tmp_path / "frames.npz"
+    args = ["predict", str(trained_gcnn), "--out", str(tmp_path / "g.csv"), "--frames", str(frames)]
+    result = CliRunner().invoke(main, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    test = open_store(store).split("test")
+    with np.load(frames) as saved:
+        assert sorted(saved.files) == sorted(test.clip_ids)
+        for i, clip_id in enumerate(test.clip_ids):
+            f = saved[clip_id]
+            assert f.shape == (int(np.ceil(test.lengths[i] / 4)), 80)  # 4 input frames each
+            assert f.min() >= 0 and f.max() <= 1
+    cnn = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            str(trained_run[1]),
+            "--out",
+            str(tmp_path / "c.csv"),
+            "--frames",
+            str(tmp_path / "c.npz"),
+            "--quiet",
+        ],
+    )
+    assert cnn.exit_code == 1 and "no frame-level outputs" in cnn.output
