@@ -7,6 +7,7 @@ A settings class is a frozen dataclass deriving from `Settings` whose fields are
 from the command line alike), so a wrong value is refused by name instead of failing later.
 """
 
+import functools
 import json
 import tomllib
 import types
@@ -31,8 +32,13 @@ def setting(
     """A dataclass field with its help text. `choices`: the allowed values; `flag`: the CLI
     flag when not `--field-name`; `resumable`: may change when a run is resumed; `derived`:
     for a default of None, what the value follows (shown in --help)."""
-    metadata = {"help": help, "choices": choices, "flag": flag, "resumable": resumable}
-    metadata["derived"] = derived
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "flag": flag,
+        "resumable": resumable,
+        "derived": derived,
+    }
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -56,14 +62,14 @@ def _type_name(kind: Any) -> str:
 _WRONG = object()
 
 
-def coerce(kind: Any, value: Any) -> Any:
+def _coerce(kind: Any, value: Any) -> Any:
     """`value` as `kind` (an int is a valid float, a list a valid tuple), or `_WRONG`."""
     origin = typing.get_origin(kind)
     if kind is Any:
         return value
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(kind):
-            out = coerce(option, value)
+            out = _coerce(option, value)
             if out is not _WRONG:
                 return out
         return _WRONG
@@ -81,14 +87,19 @@ def coerce(kind: Any, value: Any) -> Any:
     if origin is tuple:
         if not isinstance(value, list | tuple):
             return _WRONG
-        items = [coerce(typing.get_args(kind)[0], v) for v in value]
+        items = [_coerce(typing.get_args(kind)[0], v) for v in value]
         return _WRONG if any(v is _WRONG for v in items) else tuple(items)
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             return _WRONG
-        values = {k: coerce(typing.get_args(kind)[1], v) for k, v in value.items()}
+        values = {k: _coerce(typing.get_args(kind)[1], v) for k, v in value.items()}
         return _WRONG if any(v is _WRONG for v in values.values()) else values
     return value if isinstance(value, kind) else _WRONG
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 @dataclass(frozen=True)
@@ -99,10 +110,10 @@ class Settings:
     KIND: typing.ClassVar[str] = "settings"
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         for f in fields(self):
             value = getattr(self, f.name)
-            out = coerce(hints[f.name], value)
+            out = _coerce(hints[f.name], value)
             if out is _WRONG:
                 raise FatError(
                     f"{self.KIND}: {f.name} must be {_type_name(hints[f.name])}, got {value!r}"

@@ -32,6 +32,7 @@ import pandas as pd
 from fat.core.errors import FatError
 from fat.core.evaluation import ALL, Evaluation
 from fat.core.features import LogMelConfig
+from fat.core.ids import write_clip_list
 from fat.runs.settings import run_settings
 
 CONFIG = "config.json"
@@ -138,8 +139,11 @@ class RunLogs:
     def __init__(
         self, run: "RunDirectory", groups: Sequence[str], start_epoch: int, step: int, enabled: bool
     ):
-        kept_epochs = lambda row: int(row["epoch"]) < start_epoch  # noqa: E731
-        self.metrics = CsvLog(run.path / METRICS, _columns(EpochRecord, groups), kept_epochs, enabled)
+        def kept_epochs(row: dict) -> bool:
+            return int(row["epoch"]) < start_epoch
+
+        metric_columns = _columns(EpochRecord, groups)
+        self.metrics = CsvLog(run.path / METRICS, metric_columns, kept_epochs, enabled)
         self.steps = CsvLog(
             run.path / STEPS,
             _columns(StepRecord, groups),
@@ -227,8 +231,7 @@ class RunDirectory:
         )
 
     def save_noisy_clips(self, clip_ids: list[str], source: str) -> None:
-        lines = [f"# noisy clips to train on, from {source}", *clip_ids]
-        (self.path / NOISY_CLIPS).write_text("\n".join(lines) + "\n")
+        write_clip_list(self.noisy_clips_file, clip_ids, f"noisy clips to train on, from {source}")
 
     @property
     def noisy_clips_file(self) -> Path:
@@ -246,13 +249,14 @@ class RunDirectory:
         part when there are several."""
         out.mkdir(parents=True, exist_ok=True)
         several = len(evaluation.parts) > 1
+        by_part = {p: evaluation.subsets[p].overall for p in evaluation.parts} if several else {}
         summary = {
             **facts,
             "n_clips": int(len(evaluation.truth)),
             "lwlrap": evaluation.lwlrap,
             "loss": evaluation.loss,
             "chance_lwlrap": evaluation.chance_lwlrap,
-            **({f"lwlrap_{p}": evaluation.subsets[p].overall for p in evaluation.parts} if several else {}),
+            **{f"lwlrap_{p}": value for p, value in by_part.items()},
         }
         write_json(out / EVAL_SUMMARY, summary)
         rows = [
@@ -422,7 +426,8 @@ def _read_json(path: Path, missing_hint: str = "") -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FatError(f"{path}: missing" + (f" ({missing_hint})" if missing_hint else "")) from None
+        hint = f" ({missing_hint})" if missing_hint else ""
+        raise FatError(f"{path}: missing{hint}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FatError(f"{path}: not readable JSON ({_one_line(e)})") from None
     if not isinstance(value, dict):
