@@ -1,5 +1,6 @@
 """`fat store ...`: look inside a feature store; the store path is always the first argument."""
 
+import contextlib
 import csv
 import io
 import json
@@ -10,6 +11,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from fat.core.errors import FatError
 from fat.store import open_store
 from fat.store.describe import clip_rows, describe_store
 
@@ -34,7 +36,11 @@ def store() -> None:
 def info(store_path: Path) -> None:
     """Splits, clips, hours, frames, dtype, chunking, size on disk and feature config."""
     with open_store(store_path) as feature_store:
-        click.echo(describe_store(feature_store))
+        text, unreadable = describe_store(feature_store)
+    click.echo(text)
+    if unreadable:
+        click.echo(f"{store_path}: {len(unreadable)} split(s) unreadable", err=True)
+        sys.exit(1)
 
 
 @store.command(name="ls")
@@ -134,7 +140,10 @@ def stats(store_path: Path, split_name: str, png: Path | None) -> None:
 def verify(store_path: Path, no_data: bool) -> None:
     """Check index consistency, lengths, labels, finite values and checksums; exit 1 on problems."""
     with open_store(store_path) as feature_store:
-        total = sum(feature_store.split(s).n_frames for s in feature_store.splits())
+        total = 0
+        for name in feature_store.splits():
+            with contextlib.suppress(FatError):  # verify reports the unreadable ones
+                total += feature_store.split(name).n_frames
         with tqdm(total=total, unit="frame", unit_scale=True, disable=no_data, leave=False) as bar:
             problems, notes = feature_store.verify(check_data=not no_data, progress=bar.update)
     for note in notes:

@@ -140,4 +140,4 @@ def draw_store(store_path: Path, figures: Path) -> str:
                 f"demo: split {name}",
                 figures / f"{name}_overview.png",
             )
-        return f"{describe_store(store)}\nstore verified OK; figures in {figures}"
+        return f"{describe_store(store)[0]}\nstore verified OK; figures in {figures}"

@@ -1,17 +1,21 @@
 """Storage backends: the few primitive operations the feature store needs, for Zarr v3 and HDF5.
 
 Everything about clips, commits and verification lives in the modules around this one and is
-written once; a backend only creates splits (a group of growable arrays plus a JSON meta record),
-hands out array handles that slice like numpy, and knows its own crash-safety mechanics:
+written once; a backend only creates, renames and deletes splits (a group of growable arrays
+plus a JSON meta record), hands out array handles that slice like numpy, makes every write so
+far durable on `sync` (raising when it could not), and knows its own crash-safety mechanics:
 
 - Zarr: every chunk and metadata file is replaced atomically (zarr's LocalStore writes a
   temporary file and renames it), so a reader or a killed writer only ever sees whole chunks.
 - HDF5: appends run in SWMR mode, whose ordered metadata flushes keep the file consistent at
   every instant. A writer killed in SWMR mode leaves the "open for write" flag set in the
-  superblock; the next writer (which holds the store lock, so nobody else is writing) clears
-  it the way `h5clear -s` does before reopening.
+  superblock; the next writer (which holds the store lock, so no fat writer is alive) clears
+  it the way `h5clear -s` does before reopening. h5py reports a failed write of cached data
+  only when a dataset is flushed or closed, and ignores it when a dataset object is freed:
+  so the backend keeps one handle per dataset and flushes each one on `sync`.
 """
 
+import contextlib
 import ctypes
 import glob
 import json
@@ -23,11 +27,44 @@ from typing import Any
 
 import numpy as np
 
+from fat import __version__
 from fat.core.errors import FatError
 from fat.store.layout import COMMIT_ARRAY, ArraySpec
 
 STORE_FORMAT = "fat-feature-store"
-STORE_FORMAT_VERSION = 1
+# 2: the commit mark also holds the previous commit; splits have a generation id; an
+# overwrite builds the new split under a temporary name. Stores of format 1 read as before.
+STORE_FORMAT_VERSION = 2
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SWMR_READ_ATTEMPTS = 20
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+def _not_a_store(path: Path, why: str) -> FatError:
+    return FatError(f"{path}: not a fat feature store ({why})")
+
+
+def check_format(path: Path, attrs: Any) -> None:
+    """FatError unless `attrs` (the store root's) mark a fat store this version can read."""
+    if attrs.get("format") != STORE_FORMAT:
+        raise _not_a_store(path, "no fat store marker")
+    version = int(attrs.get("format_version", 0))
+    if version > STORE_FORMAT_VERSION:
+        raise FatError(
+            f"{path}: written by fat {attrs.get('tool_version', '?')} (store format {version}); "
+            f"this is fat {__version__} (store format {STORE_FORMAT_VERSION}); upgrade fat"
+        )
+
+
+def _root_attributes() -> dict[str, Any]:
+    return {
+        "format": STORE_FORMAT,
+        "format_version": STORE_FORMAT_VERSION,
+        "tool_version": __version__,
+    }
 
 
 class Backend(ABC):
@@ -41,10 +78,17 @@ class Backend(ABC):
     @staticmethod
     @abstractmethod
     def lock_path_for(path: Path) -> Path:
-        """Where the single-writer lock of the store at `path` lives."""
+        """Where the single-writer lock of the store at `path` (resolved) lives."""
+
+    @staticmethod
+    @abstractmethod
+    def probe(path: Path) -> bool:
+        """Before any side effect: whether a store exists at `path` (False: none yet, one may
+        be created there); FatError when something else is there."""
 
     @abstractmethod
-    def split_names(self) -> list[str]: ...
+    def group_names(self) -> list[str]:
+        """Every complete split group, including temporary ones (see `fat.store.store`)."""
 
     @abstractmethod
     def create_split(self, split: str, meta: dict[str, Any], arrays: dict[str, ArraySpec]) -> None:
@@ -55,13 +99,18 @@ class Backend(ABC):
     def delete_split(self, split: str) -> None: ...
 
     @abstractmethod
+    def rename_split(self, split: str, new_name: str) -> None:
+        """Give `split` the name `new_name`, which must be free; atomic where the format allows."""
+
+    @abstractmethod
     def meta(self, split: str) -> dict[str, Any]: ...
 
     @abstractmethod
     def array(self, split: str, name: str) -> Any: ...
 
     def sync(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
-        """Make every write so far visible to readers before the next one (commit ordering)."""
+        """Make every write so far visible to readers before the next one (commit ordering),
+        raising OSError when a write failed."""
 
     @abstractmethod
     def refresh(self) -> None:
@@ -70,12 +119,11 @@ class Backend(ABC):
     @abstractmethod
     def disk_usage(self) -> int: ...
 
+    def compact(self) -> None:  # noqa: B027 - only formats that leave holes need it
+        """Give back the space of deleted splits, where the format does not reuse it."""
+
     @abstractmethod
     def close(self) -> None: ...
-
-
-def _not_a_store(path: Path, why: str) -> FatError:
-    return FatError(f"{path}: not a fat feature store ({why})")
 
 
 class ZarrBackend(Backend):
@@ -84,30 +132,39 @@ class ZarrBackend(Backend):
 
         super().__init__(path, writable)
         self._zarr = zarr
-        if not self.path.exists() and not writable:
+        exists = self.probe(self.path)
+        if not exists and not writable:
             raise FatError(f"{self.path}: no such store")
-        fresh = not self.path.exists() or {p.name for p in self.path.iterdir()} <= {"writer.lock"}
-        if writable and fresh:
+        if not exists:
             self.path.mkdir(parents=True, exist_ok=True)
-            zarr.create_group(
-                self.path,
-                attributes={"format": STORE_FORMAT, "format_version": STORE_FORMAT_VERSION},
-            )
-        if not (self.path / "zarr.json").is_file():
-            raise _not_a_store(self.path, "no zarr.json")
+            zarr.create_group(self.path, attributes=_root_attributes())
         try:
             self._root = zarr.open_group(self.path, mode="r+" if writable else "r")
         except Exception as e:  # zarr raises several types for unreadable metadata
             raise _not_a_store(self.path, f"cannot open as Zarr: {e}") from None
-        if self._root.attrs.get("format") != STORE_FORMAT:
-            raise _not_a_store(self.path, "Zarr group without the fat store marker")
+        check_format(self.path, self._root.attrs)
         self._arrays: dict[tuple[str, str], Any] = {}
 
     @staticmethod
     def lock_path_for(path: Path) -> Path:
         return path / "writer.lock"
 
-    def split_names(self) -> list[str]:
+    @staticmethod
+    def probe(path: Path) -> bool:
+        if path.is_file():
+            raise FatError(f"{path}: is a file, not a Zarr store (a Zarr store is a directory)")
+        if not path.exists():
+            return False
+        if not path.is_dir():
+            raise FatError(f"{path}: neither a directory nor a file; not a Zarr store")
+        entries = {p.name for p in path.iterdir()}
+        if entries <= {"writer.lock"}:
+            return False
+        if "zarr.json" not in entries:
+            raise _not_a_store(path, "a directory without zarr.json; choose another path")
+        return True
+
+    def group_names(self) -> list[str]:
         return sorted(
             p.name for p in self.path.iterdir() if (p / COMMIT_ARRAY / "zarr.json").is_file()
         )
@@ -130,9 +187,16 @@ class ZarrBackend(Backend):
                 chunk_key_encoding={"name": "default", "separator": "."},
             )
 
-    def delete_split(self, split):
-        shutil.rmtree(self.path / split, ignore_errors=True)
+    def _forget(self, split: str) -> None:
         self._arrays = {k: v for k, v in self._arrays.items() if k[0] != split}
+
+    def delete_split(self, split):
+        self._forget(split)
+        shutil.rmtree(self.path / split, ignore_errors=True)
+
+    def rename_split(self, split, new_name):
+        self._forget(split)
+        os.rename(self.path / split, self.path / new_name)  # one directory rename: atomic
 
     def meta(self, split):
         return dict(self._zarr.open_group(self.path / split, mode="r").attrs["meta"])
@@ -195,24 +259,40 @@ class HDF5Backend(Backend):
 
         super().__init__(path, writable)
         self._h5py = h5py
-        if not self.path.exists() and not writable:
+        self._datasets: dict[tuple[str, str], Any] = {}
+        exists = self.probe(self.path)
+        if not exists and not writable:
             raise FatError(f"{self.path}: no such store")
-        if not self.path.exists():
+        if not exists:
             with h5py.File(self.path, "w", libver="latest") as f:
-                f.attrs["format"] = STORE_FORMAT
-                f.attrs["format_version"] = STORE_FORMAT_VERSION
+                f.attrs.update(_root_attributes())
         self._file = self._open()
-        if self._file.attrs.get("format") != STORE_FORMAT:
+        try:
+            check_format(self.path, dict(self._file.attrs))
+        except FatError:
             self._file.close()
-            raise _not_a_store(self.path, "HDF5 file without the fat store marker")
+            raise
+        except Exception as e:  # noqa: BLE001 - h5py raises KeyError, OSError... on damage
+            self._file.close()
+            raise _not_a_store(self.path, f"unreadable HDF5, damaged? ({_one_line(e)})") from None
         self._enter_swmr()
+
+    @staticmethod
+    def probe(path: Path) -> bool:
+        if not path.exists():
+            return False
+        if not path.is_file():
+            raise FatError(f"{path}: not a file; an HDF5 store is one .h5 file")
+        with open(path, "rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise _not_a_store(path, "not an HDF5 file")
+        return True
 
     def _open(self):
         h5py = self._h5py
         try:
             if not self.writable:
-                # SWMR read works whether or not a writer is appending right now.
-                return h5py.File(self.path, "r", swmr=True)
+                return self._open_swmr_read()
             try:
                 return h5py.File(self.path, "a", libver="latest")
             except OSError as e:
@@ -221,7 +301,37 @@ class HDF5Backend(Backend):
                 clear_hdf5_write_flag(self.path)  # a killed SWMR writer; we hold the lock
                 return h5py.File(self.path, "a", libver="latest")
         except OSError as e:
+            if "errno = 11" in str(e) or "unable to lock file" in str(e):
+                raise FatError(self._locked_message()) from None
             raise _not_a_store(self.path, f"cannot open as HDF5: {e}") from None
+
+    def _open_swmr_read(self):
+        """Read-only in SWMR mode, which works whether or not a writer is appending right now.
+        A SWMR reader retries metadata whose checksum fails, taking it for a write in progress;
+        HDF5's default of 100 retries with exponential back-off waits about an hour on a damaged
+        file, 20 give up after about a second and still cover a writer's update."""
+        from h5py import h5f, h5p
+
+        fapl = h5p.create(h5p.FILE_ACCESS)
+        fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+        attempts = ctypes.c_uint(SWMR_READ_ATTEMPTS)
+        if _hdf5_library().H5Pset_metadata_read_attempts(ctypes.c_int64(fapl.id), attempts) < 0:
+            raise FatError(
+                f"{self.path}: cannot set up an HDF5 reader (H5Pset_metadata_read_attempts)"
+            )
+        flags = h5f.ACC_RDONLY | h5f.ACC_SWMR_READ
+        return self._h5py.File(h5f.open(os.fsencode(self.path), flags, fapl=fapl))
+
+    def _locked_message(self) -> str:
+        if self.writable:
+            return (
+                f"{self.path}: open by another process for reading; close it (a notebook, "
+                "`fat store`, a disk-backed training run) or use a Zarr store for concurrent reads"
+            )
+        return (
+            f"{self.path}: another process is creating or replacing a split in it right now; "
+            "try again when it has finished"
+        )
 
     @staticmethod
     def lock_path_for(path: Path) -> Path:
@@ -236,11 +346,13 @@ class HDF5Backend(Backend):
 
     def _reopen_for_structure(self) -> None:
         # SWMR mode forbids creating or deleting objects and cannot be switched off in place.
+        self.sync()
+        self._datasets.clear()
         if self._file.swmr_mode:
             self._file.close()
             self._file = self._open()
 
-    def split_names(self):
+    def group_names(self):
         return sorted(name for name, group in self._file.items() if COMMIT_ARRAY in group)
 
     def create_split(self, split, meta, arrays):
@@ -270,14 +382,25 @@ class HDF5Backend(Backend):
             del self._file[split]
         self._enter_swmr()
 
+    def rename_split(self, split, new_name):
+        self._reopen_for_structure()
+        self._file.move(split, new_name)
+        self._enter_swmr()
+
     def meta(self, split):
         return json.loads(self._file[split].attrs["meta"])
 
     def array(self, split, name):
-        return self._file[split][name]
+        key = (split, name)
+        if key not in self._datasets:
+            self._datasets[key] = self._file[split][name]
+        return self._datasets[key]
 
     def sync(self):
-        self._file.flush()
+        if self.writable:
+            for dataset in self._datasets.values():
+                dataset.flush()  # raises where a cached chunk could not be written
+            self._file.flush()
 
     def refresh(self):
         for group in self._file.values():
@@ -287,9 +410,29 @@ class HDF5Backend(Backend):
     def disk_usage(self):
         return self.path.stat().st_size
 
+    def compact(self):
+        """Rewrite the file without the holes deleted splits left (HDF5 does not reuse freed
+        space across opens): every group copied into a new file, which then replaces this one."""
+        self._reopen_for_structure()
+        tmp = self.path.with_name(self.path.name + ".compact")
+        with self._h5py.File(tmp, "w", libver="latest") as out:
+            out.attrs.update(dict(self._file.attrs))
+            for name in self._file:
+                self._file.copy(self._file[name], out, name=name)
+            out.flush()
+            os.fsync(out.id.get_vfd_handle())
+        self._file.close()
+        os.replace(tmp, self.path)
+        self._file = self._open()
+        self._enter_swmr()
+
     def close(self):
         if self._file:
-            self._file.close()
+            self._datasets.clear()
+            # Closing fails only after a write already failed (it flushes what could not be
+            # written): that failure was reported, and the last commit is intact.
+            with contextlib.suppress(OSError, RuntimeError):
+                self._file.close()
 
 
 BACKENDS: dict[str, type[Backend]] = {"zarr": ZarrBackend, "hdf5": HDF5Backend}

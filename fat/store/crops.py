@@ -37,6 +37,7 @@ def gather_crops(
             span = min(crop_frames, int(lengths[k]) - s)
             block = split.read_crop(c, s, span).T
             out[k] = block[rows[k] - s] if span < crop_frames else block
+        split.check_current()  # a split replaced mid-read reads as zeros, not as an error
     if normalizer is not None:
         out = normalizer.apply(out)
     if pad == "zeros":

@@ -2,7 +2,7 @@
 
 from fat.core.errors import FatError
 from fat.store.reader import Split
-from fat.store.store import FeatureStore
+from fat.store.store import FeatureStore, SplitUnreadable
 
 
 def human_bytes(n: float) -> str:
@@ -13,8 +13,10 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def describe_store(store: FeatureStore) -> str:
-    """Splits, clips, hours, frames, dtype, chunking, size on disk and feature config."""
+def describe_store(store: FeatureStore) -> tuple[str, list[str]]:
+    """Splits, clips, hours, frames, dtype, chunking, size on disk and feature config, and the
+    splits that could not be read (each with the reason; the text shows them too)."""
+    unreadable = []
     out = [
         f"store    {store.path}",
         f"format   {store.format}",
@@ -24,7 +26,12 @@ def describe_store(store: FeatureStore) -> str:
     if not names:
         out.append("splits   none")
     for name in names:
-        split = store.split(name)
+        try:
+            split = store.split(name)
+        except SplitUnreadable as e:
+            unreadable.append(str(e))
+            out += ["", f"split {name}", f"  unreadable: {e.reason}"]
+            continue
         cfg = split.feature_config
         chunks = split.frames_chunks
         out += [
@@ -42,7 +49,7 @@ def describe_store(store: FeatureStore) -> str:
             f"  made by    fat {split.meta.tool_version} at {split.meta.created_utc}",
             "  features   " + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items()),
         ]
-    return "\n".join(out)
+    return "\n".join(out), unreadable
 
 
 def clip_rows(split: Split, label: str | None = None) -> list[dict]:

@@ -11,19 +11,28 @@ The same arrays in Zarr and HDF5 (reasoning in docs/store.md):
     checksums  (n_clips,) uint32       CRC-32 of the clip's stored frames
     mel_stats  (2, n_mels) float64     per-mel mean and std over the split
     stats_for  (1,) int64              how many clips `mel_stats` covers
-    commit     (2,) int64              [n_clips, n_frames] committed: the only thing readers trust
+    commit     (4,) int64              [n_clips, n_frames] committed: the only thing readers
+                                       trust; then the commit before it (format 1: 2 values)
 
-A commit writes frames and index rows past the committed end, then overwrites `commit`.
-Rows beyond `commit` are invisible and get overwritten by the next writer, so a writer killed
-at any point leaves exactly the clips of the last commit.
+A commit writes frames and index rows past the committed end and makes them durable, then
+moves `commit` (the previous mark first). Rows beyond `commit` are invisible and get
+overwritten by the next writer, so a writer killed at any point leaves exactly the clips of
+the last commit; a writer that opens a split re-verifies the clips of its last commit, in case
+the storage lost data it had acknowledged (a full disk under HDF5).
+
+Split metadata carries a generation id, new for every split created: a reader whose split was
+replaced under it (`--overwrite`) sees a new generation and stops instead of reading frames of
+one split through the index of another.
 """
 
+import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.core.ids import validate_clip_id
 
@@ -64,6 +73,7 @@ class SplitMeta:
     created_utc: str
     frames_chunk: int
     compression: str
+    generation: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,20 +85,29 @@ class SplitMeta:
             "created_utc": self.created_utc,
             "frames_chunk": self.frames_chunk,
             "compression": self.compression,
+            "generation": self.generation,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SplitMeta":
-        return cls(
-            name=d["name"],
-            feature_config=LogMelConfig.from_dict(d["feature_config"]),
-            vocabulary=tuple(d["vocabulary"]),
-            labelled=bool(d["labelled"]),
-            tool_version=d["tool_version"],
-            created_utc=d["created_utc"],
-            frames_chunk=int(d["frames_chunk"]),
-            compression=d["compression"],
-        )
+        """The record as saved; FatError naming what is missing or malformed."""
+        try:
+            return cls(
+                name=d["name"],
+                feature_config=LogMelConfig.from_dict(d["feature_config"]),
+                vocabulary=tuple(d["vocabulary"]),
+                labelled=bool(d["labelled"]),
+                tool_version=d["tool_version"],
+                created_utc=d["created_utc"],
+                frames_chunk=int(d["frames_chunk"]),
+                compression=d["compression"],
+                # Format 1 had no generation: its creation time tells its splits apart.
+                generation=str(d.get("generation") or d["created_utc"]),
+            )
+        except KeyError as e:
+            raise FatError(f"metadata record lacks {e}") from None
+        except (TypeError, ValueError) as e:
+            raise FatError(f"metadata record malformed ({e})") from None
 
     def array_specs(self) -> dict[str, ArraySpec]:
         """Every array of the split, the commit mark last (created last, so a split whose
@@ -104,8 +123,12 @@ class SplitMeta:
             "checksums": ArraySpec("uint32", (), INDEX_CHUNK),
             "mel_stats": ArraySpec("float64", (cfg.n_mels,), 2),
             "stats_for": ArraySpec("int64", (), 1),
-            COMMIT_ARRAY: ArraySpec("int64", (), 2),
+            COMMIT_ARRAY: ArraySpec("int64", (), 4),
         }
+
+
+# A split being built by an overwrite, and one being replaced: "~" cannot be in a split name.
+NEW_SUFFIX, OLD_SUFFIX = "~new", "~old"
 
 
 def encode_ids(clip_ids: list[str]) -> np.ndarray:

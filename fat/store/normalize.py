@@ -42,4 +42,5 @@ def normalised_in_memory(split: Split, normalizer: Normalizer, block: int = 1 <<
     frames = np.empty((split.n_frames, split.feature_config.n_mels), np.float16)
     for lo, rows in split.iter_blocks(block):
         frames[lo : lo + len(rows)] = normalizer.apply(rows)
+    split.check_current()
     return split.with_frames(frames)

@@ -17,7 +17,8 @@ class Split:
 
     `load()` gives the same view with the frames in RAM. A view on disk pickles as a way to
     reopen it (`reopen`), so a process that receives it (a DALI worker) opens its own handle
-    instead of sharing one; a view in RAM pickles with its frames."""
+    instead of sharing one; a view in RAM pickles with its frames. `generation_now` reads the
+    generation the store holds for this split now (`check_current`)."""
 
     def __init__(
         self,
@@ -25,11 +26,13 @@ class Split:
         frames: Any,
         index: SplitIndex,
         reopen: Callable[[], "Split"] | None = None,
+        generation_now: Callable[[], str] | None = None,
     ):
         self.meta = meta
         self.index = index
         self._frames = frames
         self._reopen = reopen
+        self._generation_now = generation_now
         self._position = {clip_id: i for i, clip_id in enumerate(index.clip_ids)}
         # Plain attributes and Python ints for the per-crop hot path: no property chains or
         # numpy scalars there.
@@ -40,12 +43,33 @@ class Split:
     @classmethod
     def open(cls, backend: Backend, name: str, reopen: Callable[[], "Split"] | None = None):
         meta = SplitMeta.from_dict(backend.meta(name))
-        return cls(meta, backend.array(name, "frames"), SplitIndex.read(backend, name), reopen)
+        index = SplitIndex.read(backend, name)
+
+        def generation_now() -> str:
+            return str(backend.meta(name).get("generation") or meta.generation)
+
+        return cls(meta, backend.array(name, "frames"), index, reopen, generation_now)
+
+    def check_current(self) -> None:
+        """FatError when the store no longer holds this split (it was replaced or deleted
+        since this view was opened): frames read since could belong to another split. Views in
+        RAM are always current."""
+        if self._generation_now is None:
+            return
+        try:
+            now = self._generation_now()
+        except Exception:  # noqa: BLE001 - a split deleted under us fails in format-specific ways
+            now = None
+        if now != self.meta.generation:
+            raise FatError(
+                f"split {self.name!r} was replaced or deleted while this process read it "
+                "(`--overwrite` by another process?); start again to read the current one"
+            )
 
     def __reduce__(self):
         if self.in_memory or self._reopen is None:
             return Split, (self.meta, self._frames, self.index)
-        return _call, (self._reopen,)
+        return _reopened, (self._reopen, self.meta.generation)
 
     @property
     def name(self) -> str:
@@ -206,8 +230,16 @@ class Split:
         frames = np.empty((self.n_frames, self.feature_config.n_mels), self.feature_config.dtype)
         for lo, block in self.iter_blocks():
             frames[lo : lo + len(block)] = block
+        self.check_current()
         return self.with_frames(frames)
 
 
-def _call(reopen: Callable[[], Split]) -> Split:
-    return reopen()
+def _reopened(reopen: Callable[[], Split], generation: str) -> Split:
+    """The split `reopen` opens, which must be the same generation as the one pickled: a split
+    replaced in the meantime would be read through the wrong index."""
+    split = reopen()
+    if split.meta.generation != generation:
+        raise FatError(
+            f"split {split.name!r} was replaced since this process first opened it; start again"
+        )
+    return split

@@ -2,6 +2,8 @@
 
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,22 +87,31 @@ class SplitWriter:
     """Appends clips to a split in commits of `commit_every` clips (or every `commit_seconds`).
 
     Opening a writer on an existing split resumes it: `committed` holds the ids already there,
-    and new clips go after the last commit. Use as a context manager; `close()` commits what is
-    buffered and refreshes the split's mel statistics.
+    and new clips go after the last commit, whose clips are verified first (`recovery` says
+    what was rolled back, if anything). Use as a context manager; `close()` commits what is
+    buffered and refreshes the split's mel statistics. A failed write is a FatError that
+    leaves the split at its last commit.
     """
 
     def __init__(
         self,
         backend: Backend,
         meta: SplitMeta,
+        group: str | None = None,
         commit_every: int = 64,
         commit_seconds: float = 5.0,
+        on_complete: Callable[[], None] | None = None,
     ):
+        """`group`: where in the store the split's arrays are (default its name);
+        `on_complete`: called once the writer has closed without an error."""
         self._backend = backend
         self.meta = meta
+        self._group = group or meta.name
+        self._on_complete = on_complete
         self._commit_every = commit_every
         self._commit_seconds = commit_seconds
-        index = SplitIndex.read(backend, meta.name)
+        self.recovery = self._verify_last_commit(SplitIndex.read(backend, self._group))
+        index = SplitIndex.read(backend, self._group)
         self.committed: set[str] = set(index.clip_ids)
         self.n_clips = index.n_clips
         self.n_frames = index.n_frames
@@ -112,6 +123,29 @@ class SplitWriter:
         # frames; a resumed split gets the full pass (its earlier clips' sums are not kept).
         n_mels = meta.feature_config.n_mels
         self._sums = np.zeros((2, n_mels)) if self.n_clips == 0 else None
+        self._failed = False
+
+    def _verify_last_commit(self, index: SplitIndex) -> str | None:
+        """Re-read the clips of the last commit against their checksums, and move the commit
+        mark back to the previous one if any does not match: the storage acknowledged writes it
+        then lost (HDF5 on a full disk). Only those clips are read, so this is cheap."""
+        if index.previous is None or index.previous[0] >= index.n_clips:
+            return None
+        n0, f0 = index.previous
+        split = Split(self.meta, self._backend.array(self._group, "frames"), index)
+        for clip in range(n0, index.n_clips):
+            try:
+                intact = checksum(split.read(clip).T) == int(index.checksums[clip])
+            except Exception:  # noqa: BLE001 - damaged rows fail in many ways; all mean "lost"
+                intact = False
+            if not intact:
+                self._grow(COMMIT_ARRAY, 4)[0:4] = np.array([n0, f0, n0, f0], dtype=np.int64)
+                self._backend.sync()
+                return (
+                    f"the last commit's {index.n_clips - n0} clips did not read back intact "
+                    f"(clip {index.clip_ids[clip]} first); rolled back to the {n0} before it"
+                )
+        return None
 
     def add(self, clip: ClipRecord | EncodedClip) -> None:
         """Buffer one clip (encoded here unless `encode_clip` already did it off this thread);
@@ -139,8 +173,37 @@ class SplitWriter:
         ):
             self.commit()
 
+    @contextmanager
+    def _writes(self) -> Iterator[None]:
+        """A failed write (a full disk, an I/O error) as one FatError; the writer then writes
+        nothing more, so the split stays at its last commit."""
+        try:
+            yield
+        except (OSError, RuntimeError) as e:  # h5py reports write errors as either
+            self._failed = True
+            self._discard_uncommitted()
+            reason = _write_error_reason(e)
+            raise FatError(
+                f"{self._backend.path}: cannot write split {self.meta.name!r} ({reason}); it "
+                f"keeps its last commit of {self.n_clips} clips: free space or fix the disk, "
+                "then rerun to continue"
+            ) from None
+
+    def _discard_uncommitted(self) -> None:
+        """Shrink every array to its committed rows, so no unwritable data past the commit is
+        left in a cache that closing the store would try to flush again."""
+        committed = {"frames": self.n_frames, "mel_stats": 2, "stats_for": 1, COMMIT_ARRAY: 4}
+        for name in self.meta.array_specs():
+            array = self._backend.array(self._group, name)
+            rows = committed.get(name, self.n_clips)
+            try:
+                if array.shape[0] > rows:
+                    array.resize((rows, *array.shape[1:]))
+            except (OSError, RuntimeError):
+                pass  # best effort: the commit mark is what protects the data
+
     def _grow(self, name: str, rows: int) -> Any:
-        array = self._backend.array(self.meta.name, name)
+        array = self._backend.array(self._group, name)
         if array.shape[0] < rows:
             chunk = array.chunks[0]
             new_rows = max(rows, 2 * array.shape[0])
@@ -170,12 +233,16 @@ class SplitWriter:
             ),
             "checksums": np.array([c.checksum for c in clips], dtype=np.uint32),
         }
-        self._grow("frames", f1)[f0:f1] = np.concatenate([c.frames for c in clips])
-        for name, values in rows.items():
-            self._grow(name, n1)[n0:n1] = values
-        self._backend.sync()  # data before the commit mark, in this order, for every reader
-        self._grow(COMMIT_ARRAY, 2)[0:2] = np.array([n1, f1], dtype=np.int64)
-        self._backend.sync()
+        with self._writes():
+            self._grow("frames", f1)[f0:f1] = np.concatenate([c.frames for c in clips])
+            for name, values in rows.items():
+                self._grow(name, n1)[n0:n1] = values
+            self._backend.sync()  # data before the commit mark, in this order, for every reader
+            mark = self._grow(COMMIT_ARRAY, 4)
+            mark[2:4] = np.array([n0, f0], dtype=np.int64)  # the commit this one follows
+            self._backend.sync()
+            mark[0:2] = np.array([n1, f1], dtype=np.int64)
+            self._backend.sync()
         self.n_clips, self.n_frames = n1, f1
         self.committed.update(r.clip_id for r in records)
         if self._sums is not None:
@@ -187,16 +254,22 @@ class SplitWriter:
         if self._sums is not None:
             mean, std = mel_stats_from_sums(self._sums, self.n_frames)
         else:
-            mean, std = Split.open(self._backend, self.meta.name).compute_stats()
-        self._grow("mel_stats", 2)[0:2] = np.stack([mean, std])
-        self._backend.sync()
-        self._grow("stats_for", 1)[0:1] = np.array([self.n_clips], dtype=np.int64)
-        self._backend.sync()
+            mean, std = Split.open(self._backend, self._group).compute_stats()
+        with self._writes():
+            self._grow("mel_stats", 2)[0:2] = np.stack([mean, std])
+            self._backend.sync()
+            self._grow("stats_for", 1)[0:1] = np.array([self.n_clips], dtype=np.int64)
+            self._backend.sync()
 
     def close(self) -> None:
+        if self._failed:
+            return
         self.commit()
         if self.n_clips:
             self.update_stats()
+        if self._on_complete is not None:
+            self._on_complete()
+            self._on_complete = None
 
     def __enter__(self) -> "SplitWriter":
         return self
@@ -204,5 +277,16 @@ class SplitWriter:
     def __exit__(self, exc_type, *_) -> None:
         if exc_type is None:
             self.close()
-        else:
+        elif not self._failed:
             self.commit()  # keep what was finished; stats can be refreshed by a later run
+
+
+def _write_error_reason(error: Exception) -> str:
+    """The operating system's reason from an OSError or from h5py's long HDF5 message."""
+    if getattr(error, "strerror", None):
+        return error.strerror
+    text = " ".join(str(error).split())
+    marker = "error message = '"
+    if marker in text:
+        return text.split(marker, 1)[1].split("'", 1)[0]
+    return text[:200]
