@@ -278,7 +278,9 @@ def test_crafted_ids_and_split_names_are_refused_when_read(tmp_path):
     with open_store(tmp_path / "t.zarr") as store:
         assert store.splits() == []
         (problem,) = store.verify()[0]
-        assert problem.startswith("split 'a b': not a valid split name (clip id 'a b' has characters")
+        assert problem.startswith(
+            "split 'a b': not a valid split name (clip id 'a b' has characters"
+        )
 
 
 def test_an_hdf5_writer_is_told_when_a_reader_holds_the_file(tmp_path):
