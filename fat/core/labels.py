@@ -28,14 +28,33 @@ def read_vocabulary(sample_submission: Path | None = None) -> tuple[str, ...]:
     """Vocabulary from a sample submission's header (columns after `fname`), else the official."""
     if sample_submission is None or not Path(sample_submission).exists():
         return official_vocabulary()
-    with open(sample_submission, newline="") as f:
-        header = next(csv.reader(f), None)
+    text = read_text(Path(sample_submission), "sample submission")
+    header = next(csv.reader(io.StringIO(text, newline="")), None)
+    header = [cell.strip() for cell in header or []]
     if not header or header[0] != "fname" or len(header) < 2:
         raise FatError(f"{sample_submission}:1: header must be 'fname,<class>,...', got {header!r}")
-    classes = tuple(header[1:])
-    if len(set(classes)) != len(classes):
-        raise FatError(f"{sample_submission}:1: duplicated class names in header")
-    return classes
+    seen: dict[str, int] = {}
+    for column, name in enumerate(header[1:], start=2):
+        reason = check_class_name(name)
+        if reason:
+            raise FatError(f"{sample_submission}:1: column {column}: {reason}")
+        if name in seen:
+            raise FatError(
+                f"{sample_submission}:1: column {column}: class {name!r} again "
+                f"(first in column {seen[name]})"
+            )
+        seen[name] = column
+    return tuple(header[1:])
+
+
+def check_class_name(name: str) -> str | None:
+    """Why `name` cannot be a class name, or None: label fields list classes comma-separated,
+    so a name must be non-empty and free of commas, quotes and control characters."""
+    if not name:
+        return "empty class name"
+    if any(c in name for c in ',"') or not name.isprintable():
+        return f"class name {name!r} has a comma, a quote or a control character"
+    return None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,46 @@ def _error(path: Path, reason: str) -> FatError:
 
 
 @dataclass(frozen=True)
+class AudioLimits:
+    """What a file's header may claim before it is decoded: a header is a few bytes anyone can
+    write, and decoding trusts it with memory (a 3 s clip whose header says 1 Hz resamples to
+    hours). Decoded size is bounded by what `max_seconds` of stereo 48 kHz audio takes."""
+
+    min_sample_rate: int = 1000
+    max_sample_rate: int = 384000
+    max_channels: int = 32
+    max_seconds: float = 600.0
+
+    def check(self, path: Path, sample_rate: int, channels: int, frames: int, target_rate: int):
+        """FatError naming the file and the claim that is out of bounds."""
+        if sample_rate <= 0:
+            raise _error(path, f"sample rate {sample_rate} in the header")
+        if not self.min_sample_rate <= sample_rate <= self.max_sample_rate:
+            raise _error(
+                path,
+                f"sample rate {sample_rate} Hz in the header, outside "
+                f"{self.min_sample_rate}-{self.max_sample_rate} Hz",
+            )
+        if not 1 <= channels <= self.max_channels:
+            raise _error(path, f"{channels} channels in the header (1-{self.max_channels})")
+        seconds = frames / sample_rate
+        if seconds > self.max_seconds:
+            raise _error(
+                path,
+                f"{seconds:.1f} s of audio, over the limit of {self.max_seconds:g} s "
+                "(--max-seconds)",
+            )
+        decoded = 4 * (frames * channels + seconds * target_rate)
+        allowed = 4 * self.max_seconds * (2 * 48000 + target_rate)
+        if decoded > allowed:
+            raise _error(
+                path,
+                f"decodes to {decoded / 2**20:.0f} MiB, over the {allowed / 2**20:.0f} MiB "
+                f"that --max-seconds {self.max_seconds:g} allows",
+            )
+
+
+@dataclass(frozen=True)
 class WavLayout:
     """What a RIFF/WAVE header says, for the files the fast path can read without libsndfile."""
 
@@ -127,15 +167,23 @@ def probe_audio(path: str | Path) -> SourceInfo:
     path = Path(path)
     _check_file(path)
     with _open(path) as f:
+        if f.samplerate <= 0:
+            raise _error(path, f"sample rate {f.samplerate} in the header")
         return SourceInfo(f.samplerate, f.channels, f.frames / f.samplerate)
 
 
-def _read_pcm16(path: Path, wav: WavLayout) -> tuple[np.ndarray, SourceInfo]:
+DEFAULT_LIMITS = AudioLimits()
+
+
+def _read_pcm16(
+    path: Path, wav: WavLayout, limits: AudioLimits, target_rate: int
+) -> tuple[np.ndarray, SourceInfo]:
     """16-bit PCM WAV (all of FSDKaggle2019) straight from the file as int16 frames: libsndfile's
     open and read cost ~2x more per clip; the values are the same."""
     frames = wav.data_bytes // (2 * wav.channels)
     if frames == 0:
         raise _error(path, "no audio samples")
+    limits.check(path, wav.sample_rate, wav.channels, frames, target_rate)
     try:
         with path.open("rb") as f:
             f.seek(wav.data_offset)
@@ -148,9 +196,12 @@ def _read_pcm16(path: Path, wav: WavLayout) -> tuple[np.ndarray, SourceInfo]:
     return data, SourceInfo(wav.sample_rate, wav.channels, frames / wav.sample_rate)
 
 
-def _read_libsndfile(path: Path) -> tuple[np.ndarray, SourceInfo]:
+def _read_libsndfile(
+    path: Path, limits: AudioLimits, target_rate: int
+) -> tuple[np.ndarray, SourceInfo]:
     with _open(path) as f:
         expected = f.frames
+        limits.check(path, f.samplerate, f.channels, expected, target_rate)
         # 16-bit PCM in other containers is read as integers and scaled in numpy: libsndfile's
         # own int-to-float conversion is slower, same values (2**-15 is exact in float32).
         dtype = "int16" if f.subtype == "PCM_16" else "float32"
@@ -178,11 +229,18 @@ def _downmix(data, scale, out):  # pragma: no cover - compiled
         out[i] = total * scale
 
 
-def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, SourceInfo]:
-    """Decode `path` to a 1-D C-contiguous float32 array at `sample_rate` (channels averaged)."""
+def load_audio(
+    path: str | Path, sample_rate: int, limits: AudioLimits | None = None
+) -> tuple[np.ndarray, SourceInfo]:
+    """Decode `path` to a 1-D C-contiguous float32 array at `sample_rate` (channels averaged),
+    after checking what its header claims against `limits`."""
     path = Path(path)
+    limits = limits or DEFAULT_LIMITS
     wav = _check_file(path)
-    data, source = _read_pcm16(path, wav) if wav and wav.pcm16 else _read_libsndfile(path)
+    if wav and wav.pcm16:
+        data, source = _read_pcm16(path, wav, limits, sample_rate)
+    else:
+        data, source = _read_libsndfile(path, limits, sample_rate)
     mono = np.empty(data.shape[0], dtype=np.float32)
     scale = (2.0**-15 if data.dtype == np.int16 else 1.0) / data.shape[1]
     _downmix(data, np.float32(scale), mono)

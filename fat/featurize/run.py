@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -25,12 +25,15 @@ from tqdm import tqdm
 from fat.core.device import device_name
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
-from fat.core.labels import LabelTable, read_labels_csv, read_vocabulary
+from fat.core.ids import check_clip_id
+from fat.core.labels import LabelIssue, LabelTable, read_labels_csv, read_vocabulary
 from fat.core.layout import SAMPLE_SUBMISSION, check_data_dir, split_layout
-from fat.featurize.audio import load_audio
+from fat.featurize.audio import DEFAULT_LIMITS, AudioLimits, load_audio
 from fat.featurize.logmel import LogMelExtractor, available_fft_backends
 from fat.featurize.settings import FeaturizeOptions
-from fat.store import ClipRecord, EncodedClip, encode_clip, open_store
+from fat.store import ClipRecord, EncodedClip, SplitWriter, encode_clip, open_store
+
+Task = tuple[str, Path, np.ndarray]  # clip id, file, labels
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,24 @@ class FeaturizeSummary:
     audio_seconds: float = 0.0
     errors_csv: Path | None = None
     compute: str = ""  # where the log-mel ran: "cpu (ducc0 FFT), 2 threads", "cuda (torch), ..."
+    notes: list[str] = field(default_factory=list)  # e.g. a commit the store rolled back
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, result: "ClipResult", writer: SplitWriter, folder: Path) -> None:
+        """Account for one worker result: the clip written, or skipped with its reason."""
+        if not self.startup_seconds:
+            self.startup_seconds = time.perf_counter() - self.started
+        if result.error is not None:
+            path = str(folder / result.clip_id)
+            self.skipped.append(SkippedClip(path, None, result.clip_id, result.error))
+            return
+        writer.add(result.clip)
+        self.written += 1
+        self.audio_seconds += result.clip.record.source_duration_s
+
+    @property
+    def audio_hours_per_s(self) -> float:
+        return self.audio_seconds / 3600 / max(time.perf_counter() - self.started, 1e-9)
 
     @property
     def clips_per_second(self) -> float:
@@ -74,6 +95,7 @@ class FeaturizeSummary:
                 f"({self.clips_per_second:.1f} clips/s, {self.x_realtime:.0f}x realtime, "
                 f"log-mel on {self.compute})"
             )
+        out += self.notes
         out += [
             f"skipped {s.file}{f':{s.line}' if s.line else ''}: {s.reason}" for s in self.skipped
         ]
@@ -99,10 +121,18 @@ def _clip_table(
         clips = read_labels_csv(csv_path, vocab, strict=strict)
     elif csv_path.exists():
         clips = read_labels_csv(csv_path, vocab, strict=strict, labelled=False)
-    else:  # no clip list: every file in the folder
-        names = sorted(p.name for p in (data_dir / layout.folder).iterdir() if p.is_file())
-        clips = LabelTable(vocab, names, np.zeros((len(names), len(vocab)), np.uint8))
-    rejected = [SkippedClip(i.file, i.line, i.fname, i.reason) for i in clips.issues]
+    else:  # no clip list: every file in the folder, under a name that can be a clip id
+        names, issues = [], []
+        for p in sorted((data_dir / layout.folder).iterdir()):
+            if p.is_file():
+                reason = check_clip_id(p.name)
+                if reason:
+                    issues.append(LabelIssue(str(p), 0, p.name, f"{reason}; rename the file"))
+                else:
+                    names.append(p.name)
+        targets = np.zeros((len(names), len(vocab)), np.uint8)
+        clips = LabelTable(vocab, names, targets, issues)
+    rejected = [SkippedClip(i.file, i.line or None, i.fname, i.reason) for i in clips.issues]
     if layout.labelled or labels_file is None:
         return clips, layout.labelled, rejected
     answers = read_labels_csv(labels_file, vocab, strict=strict)
@@ -143,12 +173,24 @@ def compute_device(name: str, workers: int) -> str:
     return device_name(name)
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs to featurize a clip: picklable, sent to worker processes."""
+
+    cfg: LogMelConfig
+    device: str = "cpu"
+    limits: AudioLimits = DEFAULT_LIMITS
+
+
 class ClipFeaturizer:
     """Decode, log-mel and encode one file; one instance per worker thread (the CPU extractor
     keeps work buffers)."""
 
-    def __init__(self, cfg: LogMelConfig, device: str = "cpu") -> None:
+    def __init__(
+        self, cfg: LogMelConfig, device: str = "cpu", limits: AudioLimits = DEFAULT_LIMITS
+    ) -> None:
         self.cfg = cfg
+        self.limits = limits
         if device == "cpu":
             self.extract = LogMelExtractor(cfg)
         else:
@@ -160,7 +202,7 @@ class ClipFeaturizer:
         """Any failure on bad data becomes an error string: decoders can raise nearly anything
         on a malformed file, and one file must not stop a run."""
         try:
-            audio, info = load_audio(path, self.cfg.sample_rate)
+            audio, info = load_audio(path, self.cfg.sample_rate, self.limits)
             record = ClipRecord(
                 clip_id,
                 self.extract(audio),
@@ -184,13 +226,11 @@ class ClipFeaturizer:
 _featurizer = threading.local()
 
 
-def _featurize_batch(
-    batch: list[tuple[str, Path, np.ndarray]], cfg: LogMelConfig, device: str
-) -> list[ClipResult]:
+def _featurize_batch(batch: list[Task], job: Job) -> list[ClipResult]:
     """Run in a worker thread or process: one `ClipFeaturizer` per thread, kept across calls."""
-    if getattr(_featurizer, "settings", None) != (cfg, device):
-        _featurizer.run = ClipFeaturizer(cfg, device)
-        _featurizer.settings = (cfg, device)
+    if getattr(_featurizer, "job", None) != job:
+        _featurizer.run = ClipFeaturizer(job.cfg, job.device, job.limits)
+        _featurizer.job = job
     return [_featurizer.run(*task) for task in batch]
 
 
@@ -211,8 +251,19 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent has threads (zarr's event loop) that fork would copy
+    # mid-flight.
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
 def _results(
-    tasks: list[tuple[str, Path, np.ndarray]], cfg: LogMelConfig, workers: int, device: str
+    tasks: list[Task], job: Job, workers: int, on_submit: Callable[[list[Task]], None]
 ) -> Iterator[ClipResult]:
     """Featurize `tasks` on `workers` threads, or processes past `THREADS_UP_TO` on the CPU;
     results in task order.
@@ -222,38 +273,97 @@ def _results(
     scale without process start-up or pickling. A CUDA log-mel always runs on threads around
     one CUDA context (processes with a context each measured slower). At most `ahead`
     clips wait, which bounds memory and lets workers run on while the writer commits.
+    `on_submit` hears of every batch before a worker gets it.
     """
-    if _on_processes(device, workers):
-        # spawn, not fork: the parent has threads (zarr's event loop) that fork would copy
-        # mid-flight.
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
-        )
+    if _on_processes(job.device, workers):
+        pool = _process_pool(workers)
         per_task = CLIPS_PER_PROCESS_TASK
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="featurize")
         per_task = 1
     batches = [tasks[i : i + per_task] for i in range(0, len(tasks), per_task)]
     ahead = 64 * workers // per_task
+
+    def submit(batch: list[Task]):
+        on_submit(batch)
+        return pool.submit(_featurize_batch, batch, job)
+
     with pool:
-        pending = deque(pool.submit(_featurize_batch, b, cfg, device) for b in batches[:ahead])
+        pending = deque(submit(b) for b in batches[:ahead])
         try:
             for batch in batches[ahead:]:
                 yield from pending.popleft().result()
-                pending.append(pool.submit(_featurize_batch, batch, cfg, device))
+                pending.append(submit(batch))
             while pending:
                 yield from pending.popleft().result()
         except BrokenProcessPool:
             raise FatError(
                 "a featurize worker process died (out of memory, or a crash while decoding); "
-                "rerun the same command to resume, with fewer --workers if memory is short"
+                "rerun the same command: the clips it was working on are then tried one at a "
+                "time, and a file that kills its worker again is skipped"
             ) from None
         finally:  # the consumer stopped early (an error, Ctrl-C): drop what has not started
             for future in pending:
                 future.cancel()
+
+
+class InFlight:
+    """The clips whose featurizing has started and not finished, in a file beside the store.
+    A run the system kills (out of memory on one file) leaves it behind; the next run tries
+    those clips one at a time first (`_isolated`), so a file that kills its worker is skipped
+    with a reason instead of killing every rerun."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = None
+
+    def left_by_last_run(self) -> set[str]:
+        unfinished: set[str] = set()
+        if self.path.exists():
+            for line in self.path.read_text(errors="replace").splitlines():
+                mark, _, clip_id = line.partition(" ")
+                (unfinished.add if mark == "+" else unfinished.discard)(clip_id)
+        return unfinished
+
+    def __enter__(self) -> "InFlight":
+        self._file = open(self.path, "a", buffering=1)  # each line reaches the OS at once
+        return self
+
+    def started(self, batch: list[Task]) -> None:
+        self._file.write("".join(f"+ {clip_id}\n" for clip_id, _, _ in batch))
+
+    def finished(self, clip_id: str) -> None:
+        self._file.write(f"- {clip_id}\n")
+
+    def __exit__(self, exc_type, *_) -> None:
+        self._file.close()
+        if exc_type is None:  # a whole run: nothing is in flight
+            self.path.unlink(missing_ok=True)
+
+
+def _isolated(tasks: list[Task], job: Job, in_flight: InFlight) -> Iterator[ClipResult]:
+    """Each task alone in one worker process: a task whose worker dies is skipped with that
+    reason, and a fresh worker takes the next."""
+    pool = None
+    try:
+        for task in tasks:
+            pool = pool or _process_pool(1)
+            in_flight.started([task])
+            try:
+                yield from pool.submit(_featurize_batch, [task], job).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False)
+                pool = None
+                yield ClipResult(task[0], None, WORKER_DIED)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+WORKER_DIED = (
+    "its featurize worker died on it in the last run and again now (killed by the system: "
+    "out of memory?)"
+)
 
 
 def featurize_split(
@@ -273,12 +383,12 @@ def featurize_split(
     opts = options or FeaturizeOptions()
     workers = opts.workers or os.cpu_count() or 1
     device = compute_device(opts.device, workers)
+    job = Job(cfg, device, AudioLimits(max_seconds=opts.max_seconds))
     layout = split_layout(split)
     vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
     table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, opts.strict)
     summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
     summary.clips_total = len(table.fnames) + len(rejected)
-    started = time.perf_counter()
     with open_store(store_path, "a", format=opts.store_format) as store:
         writer = store.writer(
             layout.name,
@@ -308,25 +418,38 @@ def featurize_split(
                 if device == "cpu"
                 else f"{device} (torch)"
             ) + f", {workers} {where if workers > 1 else 'thread'}"
-            for result in _results(tasks, cfg, workers, device):
-                if not summary.startup_seconds:
-                    summary.startup_seconds = time.perf_counter() - started
-                bar.update(1)
-                if result.error is not None:
-                    path = str(data_dir / layout.folder / result.clip_id)
-                    summary.skipped.append(SkippedClip(path, None, result.clip_id, result.error))
-                    continue
-                writer.add(result.clip)
-                summary.written += 1
-                summary.audio_seconds += result.clip.record.source_duration_s
-                elapsed = time.perf_counter() - started
-                bar.set_postfix_str(
-                    f"{summary.audio_seconds / 3600 / elapsed:.3f} audio-h/s", refresh=False
-                )
+            in_flight = InFlight(in_flight_path(store_path, split))
+            suspects = in_flight.left_by_last_run()
+            with in_flight:
+                for result in _ordered_results(tasks, suspects, job, workers, in_flight):
+                    in_flight.finished(result.clip_id)
+                    summary.add(result, writer, data_dir / layout.folder)
+                    bar.update(1)
+                    bar.set_postfix_str(f"{summary.audio_hours_per_s:.3f} audio-h/s", refresh=False)
             bar.close()
-    summary.seconds = time.perf_counter() - started
+            if writer.recovery:
+                summary.notes.append(f"{split}: {writer.recovery}")
+    summary.seconds = time.perf_counter() - summary.started
     summary.errors_csv = _write_errors(errors_csv_path(store_path, split), summary.skipped)
     return summary
+
+
+def _ordered_results(
+    tasks: list[Task], suspects: set[str], job: Job, workers: int, in_flight: InFlight
+) -> Iterator[ClipResult]:
+    """Results in task order: the clips a killed run left in flight are featurized first, one
+    at a time (`_isolated`), the rest by the workers, then merged back into order."""
+    early = {
+        r.clip_id: r for r in _isolated([t for t in tasks if t[0] in suspects], job, in_flight)
+    }
+    rest = _results([t for t in tasks if t[0] not in early], job, workers, in_flight.started)
+    for clip_id, _, _ in tasks:
+        yield early.pop(clip_id) if clip_id in early else next(rest)
+
+
+def in_flight_path(store_path: Path, split: str) -> Path:
+    """Where a running featurize keeps the clips in flight: beside the store."""
+    return store_path.with_name(f"{store_path.name}.{split}.inflight")
 
 
 def _write_errors(path: Path, skipped: list[SkippedClip]) -> Path | None:

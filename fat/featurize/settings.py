@@ -30,6 +30,11 @@ class FeaturizeOptions(Settings):
         derived="the suffix: .zarr or .h5",
     )
     compression: str = setting("none", "Chunk compression (Zarr only).", choices=COMPRESSIONS)
+    max_seconds: float = setting(
+        600.0,
+        "Longest clip decoded, by what its header says; longer files (or headers claiming "
+        "absurd rates) are skipped with a reason before any decoding.",
+    )
     commit_every: int = setting(
         256, "Clips per commit (or every 5 s): what a kill can lose and a rerun redoes."
     )
@@ -44,4 +49,6 @@ class FeaturizeOptions(Settings):
             problems.append(reason)
         if (self.workers is not None and self.workers < 1) or self.commit_every < 1:
             problems.append("need workers >= 1 and commit_every >= 1")
+        if self.max_seconds <= 0:
+            problems.append("max_seconds must be > 0")
         return problems
