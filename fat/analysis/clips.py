@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fat.analysis.figures import plot_clip_prediction
+from fat.analysis.plotting import file_slug
 from fat.predict.scoring import open_run_split, predict_frames, predict_split
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
@@ -72,7 +73,8 @@ def write_clip_figures(
                     trained.vocabulary,
                     p.scores,
                     data.labels_of(p.clip),
-                    Path(out) / f"{run.name}_clip_{clip_id.rsplit('.', 1)[0]}.png",
+                    Path(out)
+                    / f"{file_slug(run.name)}_clip_{file_slug(clip_id.rsplit('.', 1)[0])}.png",
                     frame_probs=p.frame_probs,
                     title=title,
                 )

@@ -1,16 +1,25 @@
 """Drawing shared by every figure (`save_png`, `draw_logmel`) and the figures of store contents:
 a clip's log-mel, a split's label counts and durations. Every plot_ function writes one PNG."""
 
+import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
+# Titles and labels hold run, class and split names: two "$" in one must not start mathtext.
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fat.core.features import LogMelConfig  # noqa: E402
 from fat.core.melscale import mel_band_edges_hz  # noqa: E402
+
+
+def file_slug(text: str) -> str:
+    """`text` as a safe part of a file name: letters, digits, "_", "." and "-" only, no leading
+    dot, never empty, so no name from a run or a store can point outside a folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "unnamed"
 
 
 def save_png(fig, path: Path, dpi: int) -> Path:

@@ -21,7 +21,9 @@ from fat.analysis.figures import (
     plot_per_class,
     plot_per_class_split,
 )
+from fat.analysis.plotting import file_slug
 from fat.core.errors import FatError
+from fat.core.files import atomic_write
 from fat.runs.directory import RunHistory, column_of, has_values, load_run
 
 
@@ -32,16 +34,12 @@ class _Figure:
     caption: str
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "run"
-
-
 def _unique_slugs(names: Sequence[str]) -> list[str]:
     slugs, seen = [], set()
     for name in names:
-        slug, i = _slug(name), 2
+        slug, i = file_slug(name), 2
         while slug in seen:
-            slug, i = f"{_slug(name)}_{i}", i + 1
+            slug, i = f"{file_slug(name)}_{i}", i + 1
         seen.add(slug)
         slugs.append(slug)
     return slugs
@@ -51,8 +49,17 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|<>$~&])")
+
+
+def _md(text: object) -> str:
+    """`text` (a run, class or split name) as literal Markdown text on one line: every
+    character Markdown or HTML would act on is escaped."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md(text)
 
 
 def _link(path: Path, out: Path) -> str:
@@ -146,7 +153,7 @@ def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
         overall = _float(result.summary.get("lwlrap"))
         chart = plot_per_class(
             table["lwlrap"],
-            out / f"{slug}_eval_{_slug(split)}_per_class.png",
+            out / f"{slug}_eval_{file_slug(split)}_per_class.png",
             f"{run.name}: {split} lwlrap per class (lwlrap {_fmt(overall)})",
             weights=weights,
         )
@@ -162,7 +169,7 @@ def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
             chart = plot_per_class_split(
                 table["lwlrap_curated"],
                 table["lwlrap_noisy"],
-                out / f"{slug}_eval_{_slug(split)}_curated_vs_noisy.png",
+                out / f"{slug}_eval_{file_slug(split)}_curated_vs_noisy.png",
                 f"{run.name}: {split}, curated vs noisy lwlrap per class",
             )
             figures.append(
@@ -316,29 +323,30 @@ def write_report(
     lines = [
         "# Training report",
         "",
-        f"Runs: {names}.",
+        f"Runs: {_md(names)}.",
         "",
         *comparison_lines,
         "## Runs",
         "",
         *_runs_table(histories),
         "",
-        *[f"- {_cell(r.name)}: `{r.path}`" for r in histories],
+        *[f"- {_md(r.name)}: {_md(r.path)}" for r in histories],
         "",
     ]
     for heading, figures in sections:
         if not figures:
             continue
-        lines += [f"## {heading}", ""]
+        lines += [f"## {_md(heading)}", ""]
         for figure in figures:
             lines += [
-                f"### {figure.heading}",
+                f"### {_md(figure.heading)}",
                 "",
-                f"![{figure.heading}]({_link(figure.path, out)})",
+                f"![{_md(figure.heading)}]({_link(figure.path, out)})",
                 "",
                 f"*{figure.caption}*",
                 "",
             ]
     index = out / "index.md"
-    index.write_text("\n".join(lines))
+    with atomic_write(index) as f:
+        f.write("\n".join(lines))
     return index

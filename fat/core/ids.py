@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from fat.core.errors import FatError
+from fat.core.files import atomic_write
 from fat.core.textfiles import read_text
 
 # Letters, digits and a few punctuation marks real FSDKaggle2019 names never leave;
@@ -49,6 +50,5 @@ def read_clip_list(path: Path) -> list[str]:
 
 def write_clip_list(path: Path, clip_ids: list[str], comment: str) -> None:
     """The file `read_clip_list` reads: a `# comment` line, then one id per line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# {comment}\n" + "".join(f"{c}\n" for c in clip_ids))
+    with atomic_write(Path(path)) as f:
+        f.write(f"# {comment}\n" + "".join(f"{c}\n" for c in clip_ids))

@@ -10,6 +10,7 @@ from fat.analysis.clips import write_clip_figures
 from fat.analysis.plotting import plot_logmel, plot_split_overview
 from fat.analysis.report import write_report
 from fat.core.errors import FatError
+from fat.core.files import atomic_write
 from fat.core.layout import SAMPLE_SUBMISSION, SPLITS
 from fat.demo.data import write_demo_dataset
 from fat.demo.settings import DemoConfig
@@ -110,7 +111,8 @@ def prepare_demo_data(out: Path, seed: int, scale: float) -> str:
             "remove it or choose another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
-    params_file.write_text(json.dumps(wanted) + "\n")
+    with atomic_write(params_file) as f:
+        f.write(json.dumps(wanted) + "\n")
     counts = write_demo_dataset(data_dir, seed=seed, scale=scale)
     return f"demo data (seed {seed}, scale {scale}) in {data_dir}: {counts}{replaced}"
 

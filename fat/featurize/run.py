@@ -25,6 +25,7 @@ from tqdm import tqdm
 from fat.core.device import device_name
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
+from fat.core.files import atomic_write
 from fat.core.ids import check_clip_id
 from fat.core.labels import LabelIssue, LabelTable, read_labels_csv, read_vocabulary
 from fat.core.layout import SAMPLE_SUBMISSION, check_data_dir, split_layout
@@ -457,7 +458,7 @@ def _write_errors(path: Path, skipped: list[SkippedClip]) -> Path | None:
     if not skipped:
         path.unlink(missing_ok=True)
         return None
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "line", "clip_id", "reason"])
         for s in skipped:

@@ -2,7 +2,6 @@
 against labels, and the noisy clips whose labels a run agrees with."""
 
 import csv
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from tqdm import tqdm
 from fat.core.device import torch_device
 from fat.core.errors import FatError
 from fat.core.evaluation import Evaluation, evaluate_scores
+from fat.core.files import atomic_write
 from fat.core.holdout import holdout_mask
 from fat.core.ids import write_clip_list
 from fat.core.metrics import per_sample_lwlrap
@@ -115,22 +115,28 @@ def predict_frames(
 
 def write_submission(path: Path, clip_ids: list[str], vocabulary, probs: np.ndarray) -> None:
     """Kaggle's format: `fname` and the classes in vocabulary order, one row per clip."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(Path(path), newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["fname", *vocabulary])
         for clip_id, row in zip(clip_ids, probs, strict=True):
             writer.writerow([clip_id, *(f"{p:.6f}" for p in row)])
-    os.replace(tmp, path)
 
 
 def validation_clips(trained: TrainedModel, split: Split) -> np.ndarray:
-    """The clips `split` held out for validation in the run (same seed, same rule)."""
+    """The clips `split` held out for validation in the run: the ids the run saved (so clips
+    added to the store since do not change it), or for a run without them the same rule."""
     splits = trained.experiment.train_splits
     if split.name not in splits:
         raise FatError(f"the run did not train on {split.name!r}, so it has no hold-out there")
+    if trained.validation_ids is not None:
+        ids = trained.validation_ids.get(split.name, [])
+        missing = [c for c in ids if c not in split]
+        if missing:
+            raise FatError(
+                f"split {split.name!r} no longer holds {len(missing)} of the run's validation "
+                f"clips (e.g. {missing[0]!r}); it was featurized again since the run"
+            )
+        return np.array([split.index_of(c) for c in ids], np.int64)
     held = holdout_mask(
         split.labels,
         trained.experiment.val_fraction,

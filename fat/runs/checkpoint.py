@@ -5,7 +5,7 @@ run code: only tensors, numbers, strings, lists and dicts go in. Every checkpoin
 run's identity: its experiment settings, feature settings, vocabulary and normalisation.
 """
 
-import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ import torch
 
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
+from fat.core.files import atomic_write
 from fat.models import create_model
-from fat.runs.directory import RunDirectory
+from fat.runs.directory import INPUTS, RunDirectory
 from fat.runs.settings import ExperimentConfig
 from fat.store.normalize import Normalizer
 
@@ -25,11 +26,10 @@ KINDS = ("best", "last", "swa")
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    """Written beside `path`, fsynced, then renamed over it: a kill or a power cut during the
+    save leaves the previous checkpoint of that name whole."""
+    with atomic_write(path, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -37,6 +37,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise FatError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise FatError(
+            f"{path}: refused: it holds Python objects beyond tensors and plain data, which "
+            "could run code when loaded (checkpoints load with weights_only=True); a fat "
+            "checkpoint never does"
+        ) from None
     except Exception as e:  # torch raises many types for a damaged or foreign file
         raise FatError(f"{path}: not a readable fat checkpoint ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -74,6 +80,7 @@ class TrainedModel:
     epoch: int
     kind: str
     store: str  # the store the run trained from, as its options name it
+    validation_ids: dict[str, list[str]] | None = None  # per split, the clips held out
 
 
 def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
@@ -102,6 +109,7 @@ def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
         np.asarray(norm["mean"].numpy(), np.float32), np.asarray(norm["std"].numpy(), np.float32)
     )
     _, options = run.read_settings()
+    splits = run.read_inputs().get("splits") if (run.path / INPUTS).exists() else None
     return TrainedModel(
         model,
         experiment,
@@ -111,4 +119,5 @@ def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
         int(state["epoch"]),
         kind,
         str(options.get("store", "")),
+        {name: list(s["val"]) for name, s in splits.items()} if splits else None,
     )

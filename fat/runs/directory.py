@@ -17,9 +17,9 @@ when the logs are opened, so none appears twice.
 """
 
 import csv
+import io
 import json
 import math
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -32,7 +32,9 @@ import pandas as pd
 from fat.core.errors import FatError
 from fat.core.evaluation import ALL, Evaluation
 from fat.core.features import LogMelConfig
+from fat.core.files import append_durably, atomic_write
 from fat.core.ids import write_clip_list
+from fat.core.lock import ExclusiveLock
 from fat.runs.settings import run_settings
 
 CONFIG = "config.json"
@@ -46,6 +48,7 @@ EVAL = "eval"
 EVAL_SUMMARY = "summary.json"
 EVAL_PER_CLASS = "per_class.csv"
 TENSORBOARD = "tensorboard"
+LOCK = ".lock"
 GRAD_NORM_PREFIX = "grad_norm:"
 VAL_PER_CLASS_COLUMNS = ["epoch", "subset", "class", "lwlrap", "weight"]
 
@@ -101,16 +104,25 @@ STEP_COLUMNS = _columns(StepRecord, ())
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Whole or not at all: written beside `path`, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    os.replace(tmp, path)
+    """Whole or not at all, and durably (`atomic_write`)."""
+    with atomic_write(path) as f:
+        f.write(json.dumps(value, indent=1))
+
+
+def _csv_text(columns: list[str], rows: list[dict], header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 class CsvLog:
-    """An append-only CSV; on open, existing rows for which `keep` is false are dropped (they
-    were written after the checkpoint the run resumes from)."""
+    """An append-only CSV, each row durable once written. On open, existing rows for which
+    `keep` is false are dropped (they were written after the checkpoint the run resumes from),
+    and so is a row a kill cut short; the rewrite replaces the file whole (`atomic_write`), so
+    a kill during it leaves the history as it was."""
 
     def __init__(self, path: Path, columns: list[str], keep: Callable[[dict], bool], enabled: bool):
         self.path, self.columns, self.enabled = path, columns, enabled
@@ -119,17 +131,24 @@ class CsvLog:
         kept = []
         if path.exists():
             with open(path, newline="") as f:
-                kept = [row for row in csv.DictReader(f) if keep(row)]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(kept)
+                kept = [row for row in csv.DictReader(f) if _whole(row) and _kept(keep, row)]
+        with atomic_write(path, newline="") as f:
+            f.write(_csv_text(columns, kept, header=True))
 
     def write(self, rows: list[dict]) -> None:
         if self.enabled:
-            with open(self.path, "a", newline="") as f:
-                csv.DictWriter(f, self.columns, extrasaction="ignore").writerows(rows)
+            append_durably(self.path, _csv_text(self.columns, rows, header=False))
+
+
+def _whole(row: dict) -> bool:
+    return None not in row.values() and None not in row  # a cut-short line lacks fields
+
+
+def _kept(keep: Callable[[dict], bool], row: dict) -> bool:
+    try:
+        return keep(row)
+    except (TypeError, ValueError):  # a damaged line: not history worth keeping
+        return False
 
 
 class RunLogs:
@@ -220,15 +239,29 @@ class RunDirectory:
         path = self.path / CONFIG
         return run_settings(_read_json(path, "not a training run directory?"), str(path))
 
-    def write_inputs(self, feature_config: LogMelConfig, vocabulary, normalizer) -> None:
+    def write_inputs(
+        self, feature_config: LogMelConfig, vocabulary, normalizer, splits: dict[str, dict]
+    ) -> None:
+        """What the model reads: feature settings, vocabulary, normaliser, and per training
+        split its generation, clip count and which clips train and which validate (so a
+        resumed run or `fat evaluate` uses these clips, not a hold-out drawn again)."""
         write_json(
             self.path / INPUTS,
             {
                 "feature_config": feature_config.to_dict(),
                 "vocabulary": list(vocabulary),
                 "normalizer": {"mean": normalizer.mean.tolist(), "std": normalizer.std.tolist()},
+                "splits": splits,
             },
         )
+
+    def read_inputs(self) -> dict[str, Any]:
+        return _read_json(self.path / INPUTS, "written when a run starts")
+
+    def lock(self) -> ExclusiveLock:
+        """Held by the process training this run (one at a time)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return ExclusiveLock(self.path / LOCK, self.path, "training this run")
 
     def save_noisy_clips(self, clip_ids: list[str], source: str) -> None:
         write_clip_list(self.noisy_clips_file, clip_ids, f"noisy clips to train on, from {source}")
@@ -271,12 +304,8 @@ class RunDirectory:
             for r in evaluation.class_results()
         ]
         columns = list(rows[0]) if rows else ["class", "lwlrap", "weight"]
-        tmp = out / (EVAL_PER_CLASS + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, out / EVAL_PER_CLASS)
+        with atomic_write(out / EVAL_PER_CLASS, newline="") as f:
+            f.write(_csv_text(columns, rows, header=True))
 
 
 # ---- Reading a run for reports -------------------------------------------------------------

@@ -15,6 +15,7 @@ from fat import __version__
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.core.ids import check_clip_id, validate_clip_id
+from fat.core.lock import ExclusiveLock
 from fat.store.backends import BACKENDS, format_for
 from fat.store.layout import (
     COMPRESSIONS,
@@ -23,7 +24,6 @@ from fat.store.layout import (
     SplitMeta,
     default_frames_chunk,
 )
-from fat.store.lock import WriterLock
 from fat.store.reader import Split
 from fat.store.verify import verify_split
 from fat.store.writer import SplitWriter
@@ -48,7 +48,7 @@ class FeatureStore:
         self.path = Path(path)
         self.format = format_for(self.path, format)
         self.mode = mode
-        self._lock: WriterLock | None = None
+        self._lock: ExclusiveLock | None = None
         backend_class = BACKENDS[self.format]
         if mode == "r":
             self.backend = backend_class(self.path, writable=False)
@@ -58,7 +58,7 @@ class FeatureStore:
             made_folder = not lock_path.parent.exists()
             made_lock = not lock_path.exists()
             lock_path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = WriterLock(lock_path, self.path)
+            self._lock = ExclusiveLock(lock_path, self.path, "writing this store")
             try:
                 self._lock.acquire()
                 self.backend = backend_class(self.path, writable=True)

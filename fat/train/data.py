@@ -44,6 +44,24 @@ class TrainingData:
     def n_train(self) -> int:
         return sum(len(s.train) for s in self.splits)
 
+    def assignments(self) -> dict[str, dict]:
+        """Per split, what the run saves to be checked and reused when it resumes: generation,
+        clip count, and the ids of the clips that train and that validate."""
+        return {
+            s.name: {
+                "generation": s.split.meta.generation,
+                "n_clips": len(s.split),
+                "train": [s.split.clip_ids[i] for i in s.train],
+                "val": [s.split.clip_ids[i] for i in s.val],
+            }
+            for s in self.splits
+        }
+
+    def absent_classes(self) -> list[str]:
+        """Classes no training clip carries: the model can only learn them as always absent."""
+        present = sum(s.split.labels[s.train].sum(axis=0) for s in self.splits)
+        return [c for c, n in zip(self.splits[0].split.vocabulary, present, strict=True) if not n]
+
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
@@ -66,9 +84,13 @@ def load_training_data(
     seed: int,
     memory_budget_bytes: int,
     noisy_clips: list[str] | None = None,
+    saved: dict[str, dict] | None = None,
+    saved_normalizer: Normalizer | None = None,
 ) -> TrainingData:
     """The named splits of the store with their hold-out, normalised into RAM when the splits
-    together fit `memory_budget_bytes` (counting the float32 staging of normalisation)."""
+    together fit `memory_budget_bytes` (counting the float32 staging of normalisation).
+    `saved` (a resumed run's `assignments()`) and `saved_normalizer`: reuse them, after
+    checking that each split is still the one the run started on."""
     store = open_store(store_path, "r")
     try:
         raw = [_trainable_split(store, store_path, name) for name in names]
@@ -77,20 +99,30 @@ def load_training_data(
             if s.feature_config != first:
                 diffs = "; ".join(first.differences(s.feature_config))
                 raise FatError(f"splits {raw[0].name!r} and {s.name!r} differ in features: {diffs}")
-        normalizer = Normalizer.from_splits(raw)
+        normalizer = saved_normalizer or Normalizer.from_splits(raw)
+        if not (np.isfinite(normalizer.mean).all() and np.isfinite(normalizer.std).all()):
+            raise FatError(
+                f"{store_path}: the frames of split(s) {', '.join(names)} hold non-finite values "
+                f"(their mel statistics are not finite); `fat store verify {store_path}` lists "
+                "the clips"
+            )
         in_ram = sum(s.nbytes() for s in raw) * 2 <= memory_budget_bytes
         splits = []
         for position, split in enumerate(raw):
-            held = holdout_mask(split.labels, val_fraction, seed, position)
-            keep = ~held & (split.labels.sum(axis=1) > 0)
-            if split.name == "noisy" and noisy_clips is not None:
-                keep &= _chosen(split, noisy_clips)
+            if saved is not None:
+                train, val = _saved_assignment(split, saved, store_path)
+            else:
+                held = holdout_mask(split.labels, val_fraction, seed, position)
+                keep = ~held & (split.labels.sum(axis=1) > 0)
+                if split.name == "noisy" and noisy_clips is not None:
+                    keep &= _chosen(split, noisy_clips)
+                train, val = np.flatnonzero(keep), np.flatnonzero(held)
             splits.append(
                 TrainingSplit(
                     name=split.name,
                     split=normalised_in_memory(split, normalizer) if in_ram else split,
-                    train=np.flatnonzero(keep),
-                    val=np.flatnonzero(held),
+                    train=train,
+                    val=val,
                     normalizer=None if in_ram else normalizer,
                 )
             )
@@ -115,6 +147,30 @@ def _trainable_split(store: FeatureStore, store_path: Path | str, name: str) -> 
     if split.labels.sum() == 0:
         raise FatError(f"{store_path}: split {name!r} has no labels to train on")
     return split
+
+
+def _saved_assignment(
+    split: Split, saved: dict[str, dict], store_path: Path | str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The saved train/validation clips of `split`, refused when the split changed since."""
+    mine = saved.get(split.name)
+    if mine is None:
+        raise FatError(f"--resume: the run did not train on split {split.name!r}")
+    if mine["generation"] != split.meta.generation:
+        raise FatError(
+            f"--resume: split {split.name!r} of {store_path} was replaced (featurized again) "
+            "since the run started; resume needs the store as it was, or start a new run"
+        )
+    if mine["n_clips"] != len(split):
+        raise FatError(
+            f"--resume: split {split.name!r} of {store_path} had {mine['n_clips']} clips when "
+            f"the run started and has {len(split)} now; its hold-out and normaliser would "
+            "change: resume with the store as it was, or start a new run"
+        )
+    return (
+        np.array([split.index_of(c) for c in mine["train"]], np.int64),
+        np.array([split.index_of(c) for c in mine["val"]], np.int64),
+    )
 
 
 def _chosen(split: Split, clip_ids: list[str]) -> np.ndarray:
@@ -162,11 +218,11 @@ def crop_plan(
     trains = [s.train for s in data.splits]
     pool_split = np.concatenate([np.full(len(t), i) for i, t in enumerate(trains)])
     pool_clip = np.concatenate(trains)
-    n = steps * batch_size if steps else max(len(pool_clip) // batch_size, 1) * batch_size
+    # Without a step count, whole batches of distinct clips (a partial last batch is dropped).
+    n = steps * batch_size if steps else len(pool_clip) // batch_size * batch_size
     if not split_weights:
-        order = np.concatenate(
-            [rng.permutation(len(pool_clip)) for _ in range(-(-n // len(pool_clip)))]
-        )[:n]
+        passes = [rng.permutation(len(pool_clip)) for _ in range(-(-n // len(pool_clip)))]
+        order = np.concatenate(passes or [np.zeros(0, np.int64)])[:n]
         split, clip = pool_split[order], pool_clip[order]
     else:
         weights = np.array([split_weights.get(name, 0.0) for name in data.names], float)

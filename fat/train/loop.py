@@ -9,8 +9,11 @@ batch of the shared epoch plan; rank 0 validates and writes). The run directory'
 
 import math
 import os
+import signal
+import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from fat.runs.checkpoint import (
 )
 from fat.runs.directory import CHECKPOINTS, EpochRecord, RunDirectory, RunLogs, StepRecord
 from fat.runs.settings import ExperimentConfig, RunOptions
+from fat.store.normalize import Normalizer
 from fat.train.augment import mask_spans, mixup, step_generator
 from fat.train.data import TrainingData, load_training_data
 from fat.train.loaders import CropBatchSource, Loader, make_loader
@@ -139,10 +143,14 @@ def train(
     ranks = Ranks.from_env()
     device = start_process(options.device, ranks)
     run = RunDirectory(options.out)
-    if not resume and run.has_checkpoint():
-        raise FatError(f"{run.path} already holds a run; add --resume to continue it or pick --out")
     torch.manual_seed(experiment.seed)
-    with ExitStack() as open_parts:
+    with ExitStack() as open_parts, peer_failures(ranks, run):
+        if ranks.lead:
+            open_parts.enter_context(run.lock())  # one trainer per run directory
+        if not resume and run.has_checkpoint():
+            raise FatError(
+                f"{run.path} already holds a run; add --resume to continue it or pick --out"
+            )
         tr, progress = set_up(open_parts, experiment, options, ranks, device, run, resume)
         # What a call with nothing left to run returns.
         summary = RunSummary(run.path, progress.epoch, progress.best_epoch, progress.best_lwlrap)
@@ -169,6 +177,7 @@ def set_up(
     """Data, model, optimizer and loader of the run, and where it stands; the parts that
     hold files or processes are closed by `open_parts`."""
     noisy_clips = noisy_clip_list(experiment, run, resume)
+    saved = run.read_inputs() if resume else {}
     data = open_parts.enter_context(
         load_training_data(
             options.store,
@@ -177,8 +186,15 @@ def set_up(
             experiment.seed,
             int(options.memory_budget_gb * 2**30),
             noisy_clips,
+            saved=saved.get("splits"),
+            saved_normalizer=saved_normalizer(saved),
         )
     )
+    if experiment.batch_size > data.n_train and not experiment.split_weights:
+        raise FatError(
+            f"--batch-size {experiment.batch_size} is larger than the {data.n_train} training "
+            "clips: a batch would hold some clips twice; lower --batch-size"
+        )
     first = data.splits[0].split
     model = create_model(
         experiment.arch,
@@ -195,7 +211,17 @@ def set_up(
     progress = restore(run, experiment, model, optimizer, swa, device) if resume else Progress()
     if ranks.lead:
         run.write_settings(experiment.to_dict(), options.to_dict())
-        run.write_inputs(first.feature_config, first.vocabulary, data.normalizer)
+        run.write_inputs(
+            first.feature_config, first.vocabulary, data.normalizer, data.assignments()
+        )
+        absent = data.absent_classes()
+        if absent and not resume:
+            shown = ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else "")
+            tqdm.write(
+                f"note: {len(absent)} of {len(first.vocabulary)} classes have no training clip "
+                f"({shown}); the model can only learn them as absent",
+                file=sys.stderr,
+            )
         if noisy_clips is not None and not resume:
             run.save_noisy_clips(noisy_clips, experiment.noisy_clips)
     source = CropBatchSource(data, experiment, progress.epoch + 1, ranks.rank, ranks.world)
@@ -226,6 +252,43 @@ def set_up(
         steps_per_epoch=steps_per_epoch,
     )
     return tr, progress
+
+
+def saved_normalizer(inputs: dict) -> Normalizer | None:
+    """The normaliser a run saved in inputs.json, None when there is none."""
+    norm = inputs.get("normalizer")
+    if not norm:
+        return None
+    return Normalizer(np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32))
+
+
+@contextmanager
+def peer_failures(ranks: Ranks, run: RunDirectory) -> Iterator[None]:
+    """Under DDP, a collective that fails (another rank died: gloo and NCCL raise a
+    RuntimeError) or torchrun's SIGTERM (it stops every rank when one fails) ends this rank
+    with one line instead of a traceback or a hang."""
+    if ranks.world == 1:
+        yield
+        return
+
+    def stopped_by_torchrun(signum, frame):
+        raise FatError(
+            f"rank {ranks.rank} stopped by torchrun (another rank of this run failed: see its "
+            f"log); checkpoints in {run.path / CHECKPOINTS} are intact; resume with --resume"
+        )
+
+    previous = signal.signal(signal.SIGTERM, stopped_by_torchrun)
+    try:
+        yield
+    except RuntimeError as e:
+        reason = " ".join(str(e).split())[:160]
+        raise FatError(
+            f"rank {ranks.rank} stopped: a collective with the other ranks failed ({reason}); "
+            f"another rank probably died (see its log); checkpoints in {run.path / CHECKPOINTS} "
+            "are intact; resume with --resume"
+        ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def start_process(device_name: str, ranks: Ranks) -> torch.device:
@@ -543,6 +606,9 @@ def resume_settings(
     `option_changes` (any: a moved store, another device) applied. The run's directory is
     `run_dir`, wherever it was when it started."""
     run = RunDirectory(run_dir)
+    if run.path.is_dir():
+        with run.lock():  # a run being trained now: say so, not "no checkpoint yet"
+            pass
     saved = ExperimentConfig.from_dict(load_checkpoint(run.checkpoint("last"))["experiment"])
     experiment = saved.replace(**(experiment_changes or {}))
     saved.check_resumable_as(experiment)

@@ -440,3 +440,20 @@ def test_clip_scores_are_the_submission_scores(real_run, tmp_path, tta):
         # The heat-map covers the whole clip at the GCNN's frame rate (4 input frames each).
         assert p.frame_probs.shape == (int(np.ceil(test.lengths[p.clip] / 4)), 80)
         assert p.frame_probs.min() >= 0 and p.frame_probs.max() <= 1
+
+
+def test_names_with_markdown_html_and_mathtext_characters_are_escaped(tmp_path):
+    """Run, class and split names come from users and stores: in headings, alt text and figure
+    titles they must read literally (two `$` made matplotlib parse maths and savefig raise)."""
+    name = "a|b $\\bad$ [c](d) <b>#x *y*"
+    run, _, _ = make_run(tmp_path, "r", name, 1, splits=True, steps=True, evaluated=True)
+    index = write_report([run], tmp_path / "report")
+    text = index.read_text()
+    escaped = "a\\|b \\$\\\\bad\\$ \\[c\\]\\(d\\) \\<b\\>\\#x \\*y\\*"
+    assert f"### {escaped}: per-class lwlrap" in text
+    assert f"![{escaped}: per-class lwlrap" in text
+    assert "<b>" not in text and "[c](d)" not in text
+    figures = list((tmp_path / "report").glob("*.png"))
+    assert figures and all(
+        p.name.startswith(("a_b_bad_c_d_b_x_y_", "lwlrap", "loss", "lr", "grad")) for p in figures
+    ), [p.name for p in figures]
