@@ -1,4 +1,9 @@
-"""Whole-clip scores from a crop-trained model: sliding windows over the full length."""
+"""What a model reads, and whole-clip scores from a crop-trained model.
+
+`ModelInput` turns raw crops (as `gather_crops` gives them) into the model's input on its
+device: normalised in float32, padded, (B, n_mels, T). Training and prediction share it, so a
+model sees the same numbers whichever path its crops came by. Scores are sliding windows over
+each clip's full length."""
 
 from collections.abc import Callable
 
@@ -8,6 +13,27 @@ import torch
 from fat.store import Split
 from fat.store.crops import gather_crops
 from fat.store.normalize import Normalizer
+
+
+class ModelInput:
+    """Raw crops (B, T, n_mels) and their own-frame counts -> the model's input on `device`:
+    float32, normalised per mel band, frames past a clip's own set to 0 (the mean) when `pad`
+    is "zeros" (else the repeats stay), as (B, n_mels, T)."""
+
+    def __init__(self, normalizer: Normalizer, device: torch.device, pad: str = "wrap"):
+        self.device = device
+        self.pad = pad
+        self.mean = torch.from_numpy(normalizer.mean).to(device)
+        self.std = torch.from_numpy(normalizer.std).to(device)
+
+    def __call__(self, crops, own) -> torch.Tensor:
+        x = torch.as_tensor(crops).to(self.device, non_blocking=True).float()
+        x = (x - self.mean) / self.std
+        if self.pad == "zeros":
+            own = torch.as_tensor(own).to(self.device, non_blocking=True)
+            frame = torch.arange(x.shape[1], device=self.device)
+            x = x.masked_fill((frame[None, :] >= own[:, None])[..., None], 0.0)
+        return x.transpose(1, 2)
 
 
 def window_starts(length: int, crop: int, overlap: float) -> list[int]:
@@ -24,12 +50,11 @@ def window_starts(length: int, crop: int, overlap: float) -> list[int]:
 
 @torch.no_grad()
 def _window_probs(
-    model: torch.nn.Module, x: np.ndarray, device: torch.device, frames: bool = False
+    model: torch.nn.Module, batch: torch.Tensor, frames: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Clip and (for `frames`) frame probabilities of a batch of crops, in eval mode."""
+    """Clip and (for `frames`) frame probabilities of a batch of model inputs, in eval mode."""
     was_training = model.training
     model.eval()
-    batch = torch.from_numpy(x).to(device).float()
     if frames:
         logits, frame_probs = model.forward_frames(batch)
     else:
@@ -44,16 +69,14 @@ def score_clips(
     split: Split,
     clips: np.ndarray,
     crop_frames: int,
-    device: torch.device,
-    normalizer: Normalizer | None = None,
+    inputs: ModelInput,
     overlap: float = 0.5,
     tta: str = "mean",
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Probabilities (len(clips), n_classes): each clip's windows scored and reduced by `tta`
-    (mean or max over windows). `normalizer` is None when the split is already normalised
-    (the in-RAM training copy); a raw split from a store needs the run's normalizer.
+    (mean or max over windows); a clip shorter than a window is repeated to fill it.
     `progress` is called with the number of clips finished."""
     owner, clip_of, start_of = [], [], []
     for k, c in enumerate(np.asarray(clips).tolist()):
@@ -70,8 +93,8 @@ def score_clips(
     done = 0
     for lo in range(0, len(owner_arr), batch_size):
         sl = slice(lo, lo + batch_size)
-        x = gather_crops(split, clip_arr[sl], start_arr[sl], crop_frames, "wrap", normalizer)
-        probs, _ = _window_probs(model, x, device)
+        crops, own = gather_crops(split, clip_arr[sl], start_arr[sl], crop_frames)
+        probs, _ = _window_probs(model, inputs(crops, own))
         np.add.at(total, owner_arr[sl], probs)
         np.maximum.at(best, owner_arr[sl], probs)
         if progress is not None:
@@ -88,8 +111,7 @@ def frame_scores(
     split: Split,
     clip: int,
     crop_frames: int,
-    device: torch.device,
-    normalizer: Normalizer | None = None,
+    inputs: ModelInput,
     overlap: float = 0.5,
 ) -> np.ndarray | None:
     """Frame-level class probabilities over a whole clip, (T', n_classes) at the model's frame
@@ -97,8 +119,8 @@ def frame_scores(
     length = int(split.lengths[clip])
     starts = window_starts(length, crop_frames, overlap)
     n = len(starts)
-    x = gather_crops(split, np.full(n, clip), np.array(starts), crop_frames, "wrap", normalizer)
-    _, frames = _window_probs(model, x, device, frames=True)
+    crops, own = gather_crops(split, np.full(n, clip), np.array(starts), crop_frames)
+    _, frames = _window_probs(model, inputs(crops, own), frames=True)
     if frames is None:
         return None
     ratio = crop_frames / frames.shape[1]

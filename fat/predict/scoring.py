@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from fat.core.device import torch_device
@@ -17,7 +16,7 @@ from fat.core.files import atomic_write
 from fat.core.holdout import holdout_mask
 from fat.core.ids import write_clip_list
 from fat.core.metrics import per_sample_lwlrap
-from fat.predict.inference import frame_scores, score_clips
+from fat.predict.inference import ModelInput, frame_scores, score_clips
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
 from fat.runs.directory import RunDirectory
@@ -50,11 +49,13 @@ def open_run_split(
 
 def _prepare(
     trained: TrainedModel, split: Split, cfg: PredictConfig, clips: np.ndarray | None
-) -> tuple[np.ndarray, torch.device]:
-    """The clips to score (default: all) and the device, with the model moved there."""
+) -> tuple[np.ndarray, ModelInput]:
+    """The clips to score (default: all) and the model's input on its device, with the model
+    moved there."""
     device = torch_device(cfg.device)
     trained.model.to(device)
-    return (np.arange(len(split)) if clips is None else np.asarray(clips)), device
+    clips = np.arange(len(split)) if clips is None else np.asarray(clips)
+    return clips, ModelInput(trained.normalizer, device, "wrap")
 
 
 def _bar(total: int, desc: str, progress: bool) -> tqdm:
@@ -70,15 +71,14 @@ def predict_split(
 ) -> np.ndarray:
     """Clip probabilities (n, n_classes) for `clips` (default: every clip of the split), from
     sliding windows over each whole clip."""
-    clips, device = _prepare(trained, split, cfg, clips)
+    clips, inputs = _prepare(trained, split, cfg, clips)
     with _bar(len(clips), f"predict {split.name}", progress) as bar:
         return score_clips(
             trained.model,
             split,
             clips,
             trained.experiment.crop_frames,
-            device,
-            normalizer=trained.normalizer,
+            inputs,
             overlap=cfg.overlap,
             tta=cfg.tta,
             batch_size=cfg.batch_size,
@@ -95,7 +95,7 @@ def predict_frames(
 ) -> list[np.ndarray] | None:
     """Frame-level probabilities (T', n_classes) over each whole clip, from the windows
     `predict_split` scores; None for a model without frame outputs."""
-    clips, device = _prepare(trained, split, cfg, clips)
+    clips, inputs = _prepare(trained, split, cfg, clips)
     out = []
     for clip in tqdm(clips.tolist(), desc="frames", unit="clip", disable=not progress):
         frames = frame_scores(
@@ -103,8 +103,7 @@ def predict_frames(
             split,
             clip,
             trained.experiment.crop_frames,
-            device,
-            trained.normalizer,
+            inputs,
             cfg.overlap,
         )
         if frames is None:

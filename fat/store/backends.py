@@ -29,6 +29,7 @@ import numpy as np
 
 from fat import __version__
 from fat.core.errors import FatError
+from fat.store.direct import ChunkFiles
 from fat.store.layout import COMMIT_ARRAY, ArraySpec
 
 STORE_FORMAT = "fat-feature-store"
@@ -107,6 +108,11 @@ class Backend(ABC):
 
     @abstractmethod
     def array(self, split: str, name: str) -> Any: ...
+
+    def direct_frames(self, split: str) -> ChunkFiles | None:
+        """A reader of the split's frames that bypasses the format's library, where the
+        layout allows one (`fat.store.direct`); None to read through the library."""
+        return None
 
     def sync(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Make every write so far visible to readers before the next one (commit ordering),
@@ -199,7 +205,16 @@ class ZarrBackend(Backend):
         os.rename(self.path / split, self.path / new_name)  # one directory rename: atomic
 
     def meta(self, split):
-        return dict(self._zarr.open_group(self.path / split, mode="r").attrs["meta"])
+        # The group's zarr.json read as the file it is: zarr's own open costs a millisecond of
+        # asyncio, and readers check a split's generation on every batch.
+        try:
+            document = json.loads((self.path / split / "zarr.json").read_text())
+            return dict(document["attributes"]["meta"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise FatError(f"{self.path}: split {split!r} has no readable metadata ({e})") from None
+
+    def direct_frames(self, split):
+        return ChunkFiles.from_zarr_metadata(self.path / split / "frames")
 
     def array(self, split, name):
         key = (split, name)

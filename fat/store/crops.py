@@ -1,45 +1,65 @@
-"""`gather_crops`: fixed-length crops of many clips of a split, padded and normalised, the way
-every model (training, validation, prediction) reads them."""
+"""`gather_crops`: fixed-length crops of many clips of a split, as stored (raw frames,
+time-major): the one gather every model input (training, validation, prediction) starts from.
+Normalisation and padding happen where the model runs (`fat.predict.inference.model_input`)."""
 
 import numpy as np
 
-from fat.store.normalize import Normalizer
 from fat.store.reader import Split
 
 PADS = ("wrap", "zeros")
 
 
 def gather_crops(
+    split: Split, clips: np.ndarray, starts: np.ndarray, crop_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(crops, own): crops (n, crop_frames, n_mels) in the store dtype, a clip shorter than the
+    crop repeated to fill it; own (n,) int32, how many frames of each crop are the clip's own
+    before any repeat (what padding with zeros replaces).
+
+    In RAM this is one vectorised gather per batch; on disk the store's chunk files are read
+    directly (one read per crop, the whole batch's pages requested at once) where the layout
+    allows (`fat.store.direct`), else crop by crop through zarr (a zstd store).
+    """
+    clips, starts = np.asarray(clips, np.int64), np.asarray(starts, np.int64)
+    lengths = split.lengths[clips]
+    own = np.minimum(lengths - starts, crop_frames).astype(np.int32)
+    inside = own == crop_frames
+    if split.in_memory and inside.all():  # the common case, without the wrap arithmetic
+        rows = (split.offsets[clips] + starts)[:, None] + np.arange(crop_frames)
+        return split.gather_rows(rows), own
+    rows = (starts[:, None] + np.arange(crop_frames)) % lengths[:, None]
+    if split.in_memory:
+        out = split.gather_rows(split.offsets[clips][:, None] + rows)
+    elif split.direct is not None:
+        out = _direct_crops(split, clips, starts, crop_frames, rows, inside)
+    else:
+        out = np.empty(
+            (len(clips), crop_frames, split.feature_config.n_mels), split.meta.feature_config.dtype
+        )
+        for k, (c, s) in enumerate(zip(clips.tolist(), starts.tolist(), strict=True)):
+            block = split.read_crop(c, s, int(own[k])).T
+            out[k] = block[rows[k] - s] if own[k] < crop_frames else block
+    if not split.in_memory:
+        split.check_current()  # a split replaced mid-read reads as zeros, not as an error
+    return out, own
+
+
+def _direct_crops(
     split: Split,
     clips: np.ndarray,
     starts: np.ndarray,
     crop_frames: int,
-    pad: str = "wrap",
-    normalizer: Normalizer | None = None,
+    rows: np.ndarray,
+    inside: np.ndarray,
 ) -> np.ndarray:
-    """Crops (n, n_mels, crop_frames) float16; clips shorter than the crop are repeated
-    ("wrap") or filled with zeros after normalisation, i.e. the mean ("zeros").
-    `normalizer` is for splits read raw from disk; RAM splits are normalised once at load.
-
-    In RAM this is one vectorised gather per batch, which is what lets a Python source keep up
-    with a GPU; on disk each crop is one contiguous read of the chunks that hold it.
-    """
-    lengths = split.lengths[clips]
-    steps = starts[:, None] + np.arange(crop_frames)
-    inside = steps < lengths[:, None]
-    rows = steps % lengths[:, None] if pad == "wrap" else np.minimum(steps, lengths[:, None] - 1)
-    if split.in_memory:
-        out = split.gather_rows(split.offsets[clips][:, None] + rows)
-    else:
-        dtype = split.feature_config.dtype
-        out = np.empty((len(clips), crop_frames, split.feature_config.n_mels), dtype)
-        for k, (c, s) in enumerate(zip(clips.tolist(), starts.tolist(), strict=True)):
-            span = min(crop_frames, int(lengths[k]) - s)
-            block = split.read_crop(c, s, span).T
-            out[k] = block[rows[k] - s] if span < crop_frames else block
-        split.check_current()  # a split replaced mid-read reads as zeros, not as an error
-    if normalizer is not None:
-        out = normalizer.apply(out)
-    if pad == "zeros":
-        out[~inside] = 0
-    return out.transpose(0, 2, 1)
+    """Crops read from the chunk files: one run per crop that lies inside its clip, a row
+    gather for the clips shorter than the crop."""
+    direct = split.direct
+    firsts = split.offsets[clips[inside]] + starts[inside]
+    direct.prefetch_runs(firsts, crop_frames)
+    if inside.all():
+        return direct.read_runs(firsts, crop_frames)
+    out = np.empty((len(clips), crop_frames, split.feature_config.n_mels), direct.dtype)
+    out[inside] = direct.read_runs(firsts, crop_frames)
+    out[~inside] = direct.gather(split.offsets[clips[~inside]][:, None] + rows[~inside])
+    return out

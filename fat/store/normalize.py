@@ -1,4 +1,5 @@
-"""Per-mel standardisation with the training splits' statistics: what every model reads."""
+"""Per-mel standardisation with the training splits' statistics: what every model reads, applied
+on the model's device to the raw crops the store gives."""
 
 from dataclasses import dataclass
 
@@ -28,19 +29,7 @@ class Normalizer:
         std = np.maximum(np.sqrt(np.maximum(var, 0)), STD_FLOOR)
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
-    def apply(self, frames: np.ndarray, out_dtype=np.float16) -> np.ndarray:
-        """(..., n_mels) raw frames -> normalised, in `out_dtype`."""
-        return ((frames.astype(np.float32) - self.mean) / self.std).astype(out_dtype)
-
-
-def normalised_in_memory(split: Split, normalizer: Normalizer, block: int = 1 << 16) -> Split:
-    """The split in RAM with frames already normalised: the per-batch work becomes a pure gather.
-
-    float16 after standardisation keeps ~3 significant digits of values near N(0, 1), far below
-    the noise of the features themselves.
-    """
-    frames = np.empty((split.n_frames, split.feature_config.n_mels), np.float16)
-    for lo, rows in split.iter_blocks(block):
-        frames[lo : lo + len(rows)] = normalizer.apply(rows)
-    split.check_current()
-    return split.with_frames(frames)
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """(..., n_mels) raw frames -> normalised float32 (the reference of what models get;
+        training and prediction normalise on their device, `fat.predict.inference`)."""
+        return (frames.astype(np.float32) - self.mean) / self.std

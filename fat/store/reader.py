@@ -8,6 +8,7 @@ import numpy as np
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.store.backends import Backend
+from fat.store.direct import ChunkFiles
 from fat.store.index import SplitIndex
 from fat.store.layout import SplitMeta, mel_stats_from_sums
 
@@ -27,10 +28,12 @@ class Split:
         index: SplitIndex,
         reopen: Callable[[], "Split"] | None = None,
         generation_now: Callable[[], str] | None = None,
+        direct: ChunkFiles | None = None,
     ):
         self.meta = meta
         self.index = index
         self._frames = frames
+        self._direct = direct
         self._reopen = reopen
         self._generation_now = generation_now
         self._position = {clip_id: i for i, clip_id in enumerate(index.clip_ids)}
@@ -48,7 +51,9 @@ class Split:
         def generation_now() -> str:
             return str(backend.meta(name).get("generation") or meta.generation)
 
-        return cls(meta, backend.array(name, "frames"), index, reopen, generation_now)
+        frames = backend.array(name, "frames")
+        direct = backend.direct_frames(name)
+        return cls(meta, frames, index, reopen, generation_now, direct)
 
     def check_current(self) -> None:
         """FatError when the store no longer holds this split (it was replaced or deleted
@@ -135,6 +140,16 @@ class Split:
         return isinstance(self._frames, np.ndarray)
 
     @property
+    def gathers(self) -> bool:
+        """Whether `gather_rows` works: in RAM, or on disk with direct chunk reads."""
+        return self.in_memory or self._direct is not None
+
+    @property
+    def direct(self) -> ChunkFiles | None:
+        """The direct chunk reader of a split on disk, when its layout allows one."""
+        return self._direct
+
+    @property
     def durations(self) -> np.ndarray:
         """Duration in seconds of each clip's original audio."""
         return self.source[:, 2] if self.n_clips else np.zeros(0)
@@ -206,10 +221,15 @@ class Split:
 
     def gather_rows(self, rows: np.ndarray) -> np.ndarray:
         """Frames at any array of row indices of the concatenated frames, in one vectorised
-        gather: the fast path of batch assembly, for splits in RAM only."""
-        if not self.in_memory:
-            raise FatError(f"split {self.name!r}: gather_rows needs the split in RAM (load())")
-        return self._frames[rows]
+        gather: the fast path of batch assembly, in RAM or by direct chunk reads on disk."""
+        if self.in_memory:
+            return self._frames[rows]
+        if self._direct is None:
+            raise FatError(
+                f"split {self.name!r}: no vectorised reads for this layout (compressed?); "
+                "read crops one by one or load() it"
+            )
+        return self._direct.gather(rows)
 
     def with_frames(self, frames: np.ndarray) -> "Split":
         """This split's index over other frames in RAM of the same shape (e.g. normalised)."""

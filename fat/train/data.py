@@ -12,19 +12,25 @@ import numpy as np
 from fat.core.errors import FatError
 from fat.core.holdout import holdout_mask
 from fat.store import FeatureStore, Split, open_store
-from fat.store.normalize import Normalizer, normalised_in_memory
+from fat.store.normalize import Normalizer
 
 
 @dataclass(frozen=True)
 class TrainingSplit:
-    """One store split as a run uses it: the split (normalised in RAM when the budget allows,
-    else read raw from disk) and which of its clips train and which validate."""
+    """One store split as a run uses it: the split (in RAM when the budget allows, else read
+    from disk) and which of its clips train and which validate."""
 
     name: str
     split: Split
     train: np.ndarray  # clip indices that train
     val: np.ndarray  # clip indices held out
-    normalizer: Normalizer | None  # what crops read from `split` still need; None in RAM
+
+    @property
+    def where(self) -> str:
+        if self.split.in_memory:
+            return "in RAM"
+        reads = "direct chunk reads" if self.split.direct is not None else "zarr reads"
+        return f"from disk ({reads})"
 
 
 @dataclass
@@ -87,10 +93,10 @@ def load_training_data(
     saved: dict[str, dict] | None = None,
     saved_normalizer: Normalizer | None = None,
 ) -> TrainingData:
-    """The named splits of the store with their hold-out, normalised into RAM when the splits
-    together fit `memory_budget_bytes` (counting the float32 staging of normalisation).
-    `saved` (a resumed run's `assignments()`) and `saved_normalizer`: reuse them, after
-    checking that each split is still the one the run started on."""
+    """The named splits of the store with their hold-out. Splits go into RAM smallest first
+    while they fit `memory_budget_bytes` together; the others stream from disk, and none is
+    loaded part-way. `saved` (a resumed run's `assignments()`) and `saved_normalizer`: reuse
+    them, after checking that each split is still the one the run started on."""
     store = open_store(store_path, "r")
     try:
         raw = [_trainable_split(store, store_path, name) for name in names]
@@ -106,7 +112,11 @@ def load_training_data(
                 f"(their mel statistics are not finite); `fat store verify {store_path}` lists "
                 "the clips"
             )
-        in_ram = sum(s.nbytes() for s in raw) * 2 <= memory_budget_bytes
+        in_ram, used = set(), 0
+        for split in sorted(raw, key=lambda s: s.nbytes()):
+            if used + split.nbytes() <= memory_budget_bytes:
+                in_ram.add(split.name)
+                used += split.nbytes()
         splits = []
         for position, split in enumerate(raw):
             if saved is not None:
@@ -117,21 +127,15 @@ def load_training_data(
                 if split.name == "noisy" and noisy_clips is not None:
                     keep &= _chosen(split, noisy_clips)
                 train, val = np.flatnonzero(keep), np.flatnonzero(held)
-            splits.append(
-                TrainingSplit(
-                    name=split.name,
-                    split=normalised_in_memory(split, normalizer) if in_ram else split,
-                    train=train,
-                    val=val,
-                    normalizer=None if in_ram else normalizer,
-                )
-            )
+            loaded = split.load() if split.name in in_ram else split
+            splits.append(TrainingSplit(split.name, loaded, train, val))
     except BaseException:
         store.close()
         raise
-    if in_ram:
+    on_disk = len(in_ram) < len(splits)
+    if not on_disk:
         store.close()
-    data = TrainingData(splits, normalizer, None if in_ram else store)
+    data = TrainingData(splits, normalizer, store if on_disk else None)
     if data.n_train == 0:
         data.close()
         raise FatError("no clips left to train on after the validation hold-out")

@@ -17,7 +17,8 @@ from fat.runs.settings import ExperimentConfig
 from fat.store.crops import gather_crops
 from fat.train.data import CropPlan, TrainingData, crop_plan
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x (B, mels, T) f16, y (B, C), split (B,)
+# x (B, T, mels) raw store values, y (B, C), split (B,), own frames per crop (B,)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class CropBatchSource:
@@ -62,24 +63,28 @@ class CropBatchSource:
 
     def gather(
         self, split: np.ndarray, clip: np.ndarray, start: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, ...]:
+        """(crops, labels, split index, own frames) of these samples (see `Batch`)."""
         splits, crop = self.data.splits, self.experiment.crop_frames
+        if (split == split[0]).all():  # one split: its gather is the batch, no copy
+            s = splits[int(split[0])]
+            x, own = gather_crops(s.split, clip, start, crop)
+            return x, s.split.labels[clip].astype(np.float32), split.astype(np.int32), own
         first = splits[0].split
-        x = np.empty((len(clip), first.feature_config.n_mels, crop), np.float16)
+        x = np.empty((len(clip), crop, first.feature_config.n_mels), first.feature_config.dtype)
         y = np.empty((len(clip), len(first.vocabulary)), np.float32)
+        own = np.empty(len(clip), np.int32)
         for i in np.unique(split).tolist():
             rows = np.flatnonzero(split == i)
             s = splits[i]
-            x[rows] = gather_crops(
-                s.split, clip[rows], start[rows], crop, self.experiment.pad, s.normalizer
-            )
+            x[rows], own[rows] = gather_crops(s.split, clip[rows], start[rows], crop)
             y[rows] = s.split.labels[clip[rows]]
-        return x, y, split.astype(np.int32)
+        return x, y, split.astype(np.int32), own
 
-    def batch(self, epoch: int, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch(self, epoch: int, i: int) -> tuple[np.ndarray, ...]:
         return self.gather(*self.samples(epoch, i))
 
-    def __call__(self, info) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, info) -> tuple[np.ndarray, ...]:
         """DALI batch-mode callback: `info` is a BatchInfo (iteration, epoch_idx)."""
         epoch = self.first_epoch + info.epoch_idx
         if info.iteration >= self.n_batches(epoch):
@@ -134,22 +139,22 @@ class DaliLoader(Loader):
             # In parallel mode, batches computed ahead across the workers: DALI's default of 1
             # would keep every worker but one idle.
             ahead = {"prefetch_queue_depth": 2 * workers} if parallel else {}
-            x, y, split = fn.external_source(
+            outputs = fn.external_source(
                 source=source,
-                num_outputs=3,
+                num_outputs=4,
                 batch=True,
                 batch_info=True,
                 parallel=parallel,
-                layout=["FT", None, None],
+                layout=["TF", None, None, None],
                 **ahead,
             )
-            if on_gpu:
-                x, y, split = x.gpu(), y.gpu(), split.gpu()
-            return x, y, split
+            return tuple(o.gpu() for o in outputs) if on_gpu else tuple(outputs)
 
         self.pipe = pipeline()
         self.pipe.build()
-        self.iterator = DALIGenericIterator([self.pipe], ["x", "y", "split"], auto_reset=True)
+        self.iterator = DALIGenericIterator(
+            [self.pipe], ["x", "y", "split", "own"], auto_reset=True
+        )
         self.next_epoch = source.first_epoch
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
@@ -160,7 +165,7 @@ class DaliLoader(Loader):
         self.next_epoch += 1
         # The source ends the epoch after n_batches; the iterator then resets for the next.
         for out in self.iterator:
-            yield out[0]["x"], out[0]["y"], out[0]["split"]
+            yield out[0]["x"], out[0]["y"], out[0]["split"], out[0]["own"]
 
     def close(self) -> None:
         # Dropping the pipeline stops its threads and parallel workers.
@@ -179,8 +184,8 @@ class _RankSamples(torch.utils.data.Dataset):
     def __getitem__(self, k: int):
         split, clip, start = self.source.samples(self.epoch, k // self.source.batch_size)
         j = k % self.source.batch_size
-        x, y, s = self.source.gather(split[j : j + 1], clip[j : j + 1], start[j : j + 1])
-        return x[0], y[0], s[0]
+        x, y, s, own = self.source.gather(split[j : j + 1], clip[j : j + 1], start[j : j + 1])
+        return x[0], y[0], s[0], own[0]
 
 
 class TorchLoader(Loader):

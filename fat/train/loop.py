@@ -28,7 +28,7 @@ from fat.core.errors import FatError
 from fat.core.evaluation import evaluate_scores
 from fat.core.ids import read_clip_list
 from fat.models import TaggingModel, create_model
-from fat.predict.inference import score_clips
+from fat.predict.inference import ModelInput, score_clips
 from fat.runs.checkpoint import (
     load_checkpoint,
     load_trained_model,
@@ -108,6 +108,7 @@ class TrainingRun:
     net: torch.nn.Module  # the model, wrapped for DDP when there are several ranks
     optimizer: torch.optim.Optimizer
     swa: torch.optim.swa_utils.AveragedModel | None
+    inputs: ModelInput  # raw crops -> the model's input on the device
     identity: dict
     logs: RunLogs
     source: CropBatchSource
@@ -245,6 +246,7 @@ def set_up(
         net=torch.nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model,
         optimizer=optimizer,
         swa=swa,
+        inputs=ModelInput(data.normalizer, device, experiment.pad),
         identity=run_identity(experiment, first.feature_config, first.vocabulary, data.normalizer),
         logs=logs,
         source=source,
@@ -362,12 +364,12 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
     )
     lr = e.lr
     t_wait = time.perf_counter()
-    for i, (x, y, split_ids) in enumerate(tr.loader.epoch(epoch)):
+    for i, (crops, y, split_ids, own) in enumerate(tr.loader.epoch(epoch)):
         wait += time.perf_counter() - t_wait
         lr = lr_at(e, step, tr.steps_per_epoch)
         for g in tr.optimizer.param_groups:
             g["lr"] = lr
-        x = x.to(device, non_blocking=True).float()
+        x = tr.inputs(crops, own)  # normalised, padded, (B, mels, T) on the device
         y = y.to(device, non_blocking=True).float()
         noisy = (split_ids.to(device) == noisy_index).float()
         gen = step_generator(e.seed, epoch, i, tr.ranks.rank)
@@ -451,7 +453,7 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
     swa_lwlrap = None
     if tr.swa is not None and epoch >= tr.experiment.swa_start:
         tr.swa.update_parameters(tr.model)
-        update_swa_batchnorm(tr.swa, tr.source, epoch, tr.device)
+        update_swa_batchnorm(tr.swa, tr.source, tr.inputs, epoch)
         swa_scores = validation_scores(tr.swa.module, tr.data, tr.experiment.crop_frames, tr.device)
         finite = swa_scores and all(np.isfinite(s).all() for _, s in swa_scores.values())
         swa_lwlrap = evaluate_scores(swa_scores, vocabulary).lwlrap if finite else math.nan
@@ -536,9 +538,10 @@ def validation_scores(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(truth, scores) of each split's held-out clips, scored on whole clips like `fat predict`."""
     parts = {}
+    inputs = ModelInput(data.normalizer, device, "wrap")
     for s in data.splits:
         if len(s.val):
-            scores = score_clips(model, s.split, s.val, crop_frames, device, s.normalizer)
+            scores = score_clips(model, s.split, s.val, crop_frames, inputs)
             parts[s.name] = (s.split.labels[s.val].astype(np.float64), scores)
     return parts
 
@@ -586,14 +589,16 @@ def group_grad_norms(
 def update_swa_batchnorm(
     swa_model: torch.optim.swa_utils.AveragedModel,
     source: CropBatchSource,
+    inputs: ModelInput,
     epoch: int,
-    device: torch.device,
     max_batches: int = 100,
 ) -> None:
     """Recompute BatchNorm statistics for the averaged weights from training crops."""
     n = min(source.n_batches(epoch), max_batches)
-    inputs = (torch.from_numpy(source.batch(epoch, i)[0]).to(device).float() for i in range(n))
-    torch.optim.swa_utils.update_bn(inputs, swa_model, device)
+    batches = (source.batch(epoch, i) for i in range(n))
+    torch.optim.swa_utils.update_bn(
+        (inputs(crops, own) for crops, _, _, own in batches), swa_model, inputs.device
+    )
 
 
 def resume_settings(

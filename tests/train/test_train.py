@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from fat.cli import main
 from fat.core.errors import FatError
 from fat.core.holdout import stratified_holdout
+from fat.predict.inference import ModelInput
 from fat.runs.checkpoint import load_checkpoint, load_trained_model
 from fat.runs.directory import RunDirectory
 from fat.runs.settings import ExperimentConfig
@@ -67,10 +68,18 @@ def test_short_clips_wrap_or_zero_pad(tiny_store):
     n = int(split.lengths[short])
     assert n < 40
     whole = split.read(short).astype(np.float32)
-    wrapped = gather_crops(split, np.array([short]), np.array([0]), 40, "wrap")[0]
-    zeroed = gather_crops(split, np.array([short]), np.array([0]), 40, "zeros")[0]
-    assert np.array_equal(wrapped[:, :n], whole) and np.array_equal(wrapped[:, n : 2 * n], whole)
-    assert np.array_equal(zeroed[:, :n], whole) and not zeroed[:, n:].any()
+    crops, own = gather_crops(split, np.array([short]), np.array([0]), 40)
+    assert own.tolist() == [n]
+    raw = crops[0].T.astype(np.float32)  # the store gives the clip repeated
+    assert np.array_equal(raw[:, :n], whole) and np.array_equal(raw[:, n : 2 * n], whole)
+    cpu = torch.device("cpu")
+    wrapped = ModelInput(data.normalizer, cpu, "wrap")(crops, own)[0].numpy()
+    zeroed = ModelInput(data.normalizer, cpu, "zeros")(crops, own)[0].numpy()
+    normalised = data.normalizer.apply(split.read(short).T).T
+    assert np.array_equal(wrapped[:, :n], normalised) and np.array_equal(
+        wrapped[:, n : 2 * n], normalised
+    )
+    assert np.array_equal(zeroed[:, :n], normalised) and not zeroed[:, n:].any()
 
 
 def test_dali_and_torch_loaders_give_the_same_batches_from_ram_and_disk(tiny_store):
@@ -87,9 +96,12 @@ def test_dali_and_torch_loaders_give_the_same_batches_from_ram_and_disk(tiny_sto
         got = batches(loader_cls, budget)
         assert len(got) == len(reference)
         for a, b in zip(got, reference, strict=True):
-            assert a[0].dtype == torch.float16 and a[0].shape == (8, 16, 32)
+            assert a[0].dtype == torch.float16 and a[0].shape == (8, 32, 16)  # (B, T, mels)
             assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
-    x = torch.cat([b[0] for b in reference]).float()
+    with load_training_data(tiny_store, ("curated",), 0.2, 0, GiB) as data:
+        inputs = ModelInput(data.normalizer, torch.device("cpu"))
+        x = torch.cat([inputs(b[0], b[3]) for b in reference])
+    assert x.shape[1:] == (16, 32)
     assert abs(float(x.mean())) < 0.2 and 0.8 < float(x.std()) < 1.2  # normalised
     assert not torch.equal(reference[0][0], reference[len(reference) // 2][0])  # epochs differ
 
