@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast demo lint format bench clean
+.PHONY: venv test test-fast demo lint format bench bench-scale gpu-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch is pinned to the CPU wheel on this machine; install it first so nothing pulls a CUDA build.
-	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[test,fast]"
+	# torch first, at the pinned version (the CPU wheel here), so nothing pulls a CUDA build.
+	$(BIN)/python -m pip install -q -c constraints.txt torch
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,fast]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -40,6 +40,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/featurize_scaling.py
 	$(BIN)/python bench/featurize_devices.py
 	$(BIN)/python bench/loader.py
+
+# The FSDKaggle2019-size rehearsal: ~11 GB store, every read and input figure (bench/scale.py).
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
+
+# On a CUDA machine: the full-width CNN and the GCNN through every input path (bench/gpu_check.py).
+# GPU_PYTHON=python3 where torch comes with the machine (bench/gpu_wheels.sh for what it lacks).
+GPU_PYTHON ?= $(BIN)/python
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) bench/gpu_check.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
