@@ -105,17 +105,50 @@ class ChunkFiles:
                 yield k, done, chunk, row, n
                 done += n
 
-    def read_runs(self, firsts: np.ndarray, length: int) -> np.ndarray:
-        """Rows [first, first + length) for each first, as (len(firsts), length, *row_shape)."""
-        out = np.empty((len(firsts), length, *self.row_shape), self.dtype)
+    def read_runs(
+        self,
+        firsts: np.ndarray,
+        length: int,
+        out: np.ndarray | None = None,
+        slots: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Rows [first, first + length) for each first, as (len(firsts), length, *row_shape),
+        or into `out[slots[k]]` for the k-th first (a batch buffer, with no copy between)."""
+        if out is None:
+            out = np.empty((len(firsts), length, *self.row_shape), self.dtype)
+        self._fill(out, firsts, length, slots=slots)
+        return out
+
+    def read_into(self, first: int, out: np.ndarray, ahead: int = 16) -> None:
+        """Rows [first, first + len(out)) into the C-contiguous `out`, chunk by chunk, each
+        chunk asked for `ahead` chunks early: the sequential read that loads a split into RAM
+        at the disk's rate (one chunk at a time waited on each file's small read-ahead)."""
+        self._fill(out, np.array([first]), len(out), ahead)
+
+    def _fill(
+        self,
+        out: np.ndarray,
+        firsts: np.ndarray,
+        length: int,
+        ahead: int = 0,
+        slots: np.ndarray | None = None,
+    ) -> None:
         buffer = memoryview(out.reshape(-1)).cast("B")
         crop_bytes, rb = length * self.row_bytes, self.row_bytes
-        for k, done, chunk, row, n in self._runs(firsts, length):
-            start = k * crop_bytes + done * rb
+        where = range(len(firsts)) if slots is None else slots.tolist()
+        pieces = list(self._runs(firsts, length))
+        for _, _, chunk, row, n in pieces[:ahead]:
+            os.posix_fadvise(self._fd(chunk), row * rb, n * rb, os.POSIX_FADV_WILLNEED)
+        for j, (k, done, chunk, row, n) in enumerate(pieces):
+            if ahead and j + ahead < len(pieces):
+                _, _, later, later_row, later_n = pieces[j + ahead]
+                os.posix_fadvise(
+                    self._fd(later), later_row * rb, later_n * rb, os.POSIX_FADV_WILLNEED
+                )
+            start = where[k] * crop_bytes + done * rb
             got = os.preadv(self._fd(chunk), [buffer[start : start + n * rb]], row * rb)
             if got != n * rb:
                 raise FatError(f"{self.folder}: chunk {chunk} cut short; damaged store")
-        return out
 
     def prefetch_runs(self, firsts: np.ndarray, length: int) -> None:
         """Tell the kernel about every range the runs will read (POSIX_FADV_WILLNEED), all at

@@ -1,5 +1,6 @@
 """`Split`: a read view of one split at its last commit, on disk or in RAM."""
 
+import mmap
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,18 @@ from fat.store.backends import Backend
 from fat.store.direct import ChunkFiles
 from fat.store.index import SplitIndex
 from fat.store.layout import SplitMeta, mel_stats_from_sums
+
+
+def empty_populated(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array whose memory the kernel maps in one go (MAP_POPULATE) where it
+    can: numpy's page-by-page first touch, asking for huge pages, ran ~7x slower on the
+    development VM (the kernel compacts memory to find them); see BENCHMARKS.md."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if not populate or size < 1 << 26:
+        return np.empty(shape, dtype)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate
+    return np.frombuffer(mmap.mmap(-1, size, flags=flags), dtype).reshape(shape)
 
 
 class Split:
@@ -247,9 +260,13 @@ class Split:
                 f"split {self.name!r} needs {need / 2**30:.2f} GiB in memory, "
                 f"over the budget of {budget_bytes / 2**30:.2f} GiB"
             )
-        frames = np.empty((self.n_frames, self.feature_config.n_mels), self.feature_config.dtype)
-        for lo, block in self.iter_blocks():
-            frames[lo : lo + len(block)] = block
+        cfg = self.feature_config
+        frames = empty_populated((self.n_frames, cfg.n_mels), cfg.dtype)
+        if self._direct is not None:  # straight from the chunk files into the array
+            self._direct.read_into(0, frames)
+        else:
+            for lo, block in self.iter_blocks():
+                frames[lo : lo + len(block)] = block
         self.check_current()
         return self.with_frames(frames)
 
