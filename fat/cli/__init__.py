@@ -27,6 +27,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from fat.cli.bench import bench
     from fat.cli.demo import demo, demo_data
     from fat.cli.featurize import featurize
     from fat.cli.predict import evaluate, predict, select_noisy
@@ -41,6 +42,7 @@ def _register() -> None:
         predict,
         evaluate,
         report,
+        bench,
         select_noisy,
         demo_data,
         demo,

@@ -133,10 +133,21 @@ class RunOptions(Settings):
     workers: int = setting(
         0, "Loader worker processes (DALI parallel source / DataLoader workers)."
     )
-    memory_budget_gb: float = setting(
-        8.0, "Training splits up to this size are normalised into RAM; larger ones stream."
+    memory_budget_gb: float | None = setting(
+        None,
+        "RAM for training splits: they go into RAM smallest first while they fit, the rest "
+        "stream from disk.",
+        derived="available RAM minus 2 GiB, 1 GiB per loader worker and 10% (the model, "
+        "workers and the system)",
     )
     device: str = setting("auto", f"Training device: {DEVICE_HELP}")
+    data_device: str = setting(
+        "auto",
+        "Where the training splits live: cpu (RAM, or streamed from disk), cuda (GPU memory: "
+        "crops gathered there, no data crosses PCIe), or auto: the GPU when training runs on "
+        "one, every split is in RAM and together they fit in half its free memory.",
+        choices=("auto", "cpu", "cuda"),
+    )
     log_every: int = setting(10, "Optimizer steps between rows of steps.csv.")
     quiet: bool = setting(False, "No progress bars or per-epoch lines.")
 
@@ -145,7 +156,8 @@ class RunOptions(Settings):
         reason = check_device_name(self.device)
         if reason:
             problems.append(reason)
-        if self.log_every < 1 or self.workers < 0 or self.memory_budget_gb < 0:
+        budget = self.memory_budget_gb
+        if self.log_every < 1 or self.workers < 0 or (budget is not None and budget < 0):
             problems.append("need log_every >= 1, workers >= 0, memory_budget_gb >= 0")
         return problems
 

@@ -4,6 +4,7 @@ Everything random here is a pure function of (seed, epoch), so the DALI path, th
 a resumed run and every DDP rank agree on which crops make up each batch without talking.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,29 @@ from fat.core.errors import FatError
 from fat.core.holdout import holdout_mask
 from fat.store import FeatureStore, Split, open_store
 from fat.store.normalize import Normalizer
+
+
+def available_memory() -> int:
+    """Bytes of RAM the system can give without swapping (MemAvailable), else all of it."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_budget(gb: float | None, workers: int) -> tuple[int, str]:
+    """(bytes, how they were chosen) of RAM for training splits: `gb` when given, else what is
+    available minus 2 GiB (model, optimizer, torch and DALI), 1 GiB per loader worker (each is
+    a process of its own) and 10% (page cache, other processes)."""
+    if gb is not None:
+        return int(gb * 2**30), f"{gb:g} GiB (--memory-budget-gb)"
+    available = available_memory()
+    budget = max(0, int(available * 0.9) - (2 + workers) * 2**30)
+    rule = f"available {available / 2**30:.1f} GiB - 2 GiB - {workers} x 1 GiB - 10%"
+    return budget, f"{budget / 2**30:.1f} GiB ({rule})"
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from fat.core.errors import FatError
 from fat.runs.settings import ExperimentConfig
-from fat.store.crops import gather_crops
+from fat.store.crops import gather_crops, prefetch_crops
 from fat.train.data import CropPlan, TrainingData, crop_plan
 
 # x (B, T, mels) raw store values, y (B, C), split (B,), own frames per crop (B,)
@@ -62,13 +63,13 @@ class CropBatchSource:
         return self.plan(epoch).batch(i * self.world + self.rank)
 
     def gather(
-        self, split: np.ndarray, clip: np.ndarray, start: np.ndarray
+        self, split: np.ndarray, clip: np.ndarray, start: np.ndarray, prefetch: bool = True
     ) -> tuple[np.ndarray, ...]:
         """(crops, labels, split index, own frames) of these samples (see `Batch`)."""
         splits, crop = self.data.splits, self.experiment.crop_frames
         if (split == split[0]).all():  # one split: its gather is the batch, no copy
             s = splits[int(split[0])]
-            x, own = gather_crops(s.split, clip, start, crop)
+            x, own = gather_crops(s.split, clip, start, crop, prefetch)
             return x, s.split.labels[clip].astype(np.float32), split.astype(np.int32), own
         first = splits[0].split
         x = np.empty((len(clip), crop, first.feature_config.n_mels), first.feature_config.dtype)
@@ -77,12 +78,26 @@ class CropBatchSource:
         for i in np.unique(split).tolist():
             rows = np.flatnonzero(split == i)
             s = splits[i]
-            x[rows], own[rows] = gather_crops(s.split, clip[rows], start[rows], crop)
+            x[rows], own[rows] = gather_crops(s.split, clip[rows], start[rows], crop, prefetch)
             y[rows] = s.split.labels[clip[rows]]
         return x, y, split.astype(np.int32), own
 
     def batch(self, epoch: int, i: int) -> tuple[np.ndarray, ...]:
-        return self.gather(*self.samples(epoch, i))
+        self.read_ahead(epoch, i + 1)
+        # Batch i's pages were asked for while batch i - 1 was made (by this process or, with
+        # parallel workers, most likely by another); only the first asks for its own.
+        return self.gather(*self.samples(epoch, i), prefetch=i == 0)
+
+    def read_ahead(self, epoch: int, i: int) -> None:
+        """Request batch i's disk pages now, so they arrive while this batch is used: from a
+        cold page cache reads then overlap the step instead of stalling the next batch."""
+        if i >= self.n_batches(epoch) or all(s.split.in_memory for s in self.data.splits):
+            return
+        split, clip, start = self.samples(epoch, i)
+        for k in np.unique(split).tolist():
+            picked = split == k
+            s = self.data.splits[k].split
+            prefetch_crops(s, clip[picked], start[picked], self.experiment.crop_frames)
 
     def __call__(self, info) -> tuple[np.ndarray, ...]:
         """DALI batch-mode callback: `info` is a BatchInfo (iteration, epoch_idx)."""
@@ -118,8 +133,14 @@ class DaliLoader(Loader):
     DALI counts epochs itself, so they must be taken in order from `source.first_epoch`."""
 
     def __init__(self, source: CropBatchSource, device: torch.device, workers: int = 0):
-        from nvidia.dali import fn, pipeline_def
-        from nvidia.dali.plugin.pytorch import DALIGenericIterator
+        try:
+            from nvidia.dali import fn, pipeline_def
+            from nvidia.dali.plugin.pytorch import DALIGenericIterator
+        except ImportError:
+            raise FatError(
+                "the DALI loader needs nvidia-dali (pip install nvidia-dali-cuda120); "
+                "or train with --loader torch"
+            ) from None
 
         super().__init__(source, device, workers)
         on_gpu = device.type == "cuda"
@@ -152,10 +173,12 @@ class DaliLoader(Loader):
 
         self.pipe = pipeline()
         self.pipe.build()
-        self.iterator = DALIGenericIterator(
-            [self.pipe], ["x", "y", "split", "own"], auto_reset=True
-        )
+        self.on_gpu = on_gpu
+        if on_gpu:  # copies into torch's memory, synchronising DALI's stream with torch's
+            names = ["x", "y", "split", "own"]
+            self.iterator = DALIGenericIterator([self.pipe], names, auto_reset=True)
         self.next_epoch = source.first_epoch
+        self._scheduled = False
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         if epoch != self.next_epoch:
@@ -163,9 +186,32 @@ class DaliLoader(Loader):
                 f"DALI runs epochs in order: asked for {epoch}, next is {self.next_epoch}"
             )
         self.next_epoch += 1
-        # The source ends the epoch after n_batches; the iterator then resets for the next.
-        for out in self.iterator:
-            yield out[0]["x"], out[0]["y"], out[0]["split"], out[0]["own"]
+        # The source ends the epoch after n_batches; the pipeline then resets for the next.
+        if self.on_gpu:
+            for out in self.iterator:
+                yield out[0]["x"], out[0]["y"], out[0]["split"], out[0]["own"]
+        else:
+            yield from self._shared_batches()
+
+    def _shared_batches(self) -> Iterator[Batch]:
+        """On the CPU, the pipeline's own buffers as torch tensors (DLPack, no copy): each is
+        used before the next one is asked for, and only then given back to DALI. DALI's
+        iterator copies every batch once more, which cost a third of the rate in RAM."""
+        pipe = self.pipe
+        if not self._scheduled:
+            pipe.schedule_run()
+            self._scheduled = True
+        while True:
+            try:
+                outputs = pipe.share_outputs()
+            except StopIteration:  # the epoch's end: ready the next one
+                pipe.reset()
+                if pipe.empty():
+                    pipe.schedule_run()
+                return
+            yield tuple(torch.from_dlpack(o.as_tensor()) for o in outputs)
+            pipe.release_outputs()
+            pipe.schedule_run()
 
     def close(self) -> None:
         # Dropping the pipeline stops its threads and parallel workers.
@@ -205,7 +251,59 @@ class TorchLoader(Loader):
         yield from loader
 
 
-LOADERS = {"dali": DaliLoader, "torch": TorchLoader}
+class ResidentLoader(Loader):
+    """The training splits held in the device's memory (raw, as stored), every crop gathered
+    there with the index arithmetic `gather_crops` does on the CPU: a step moves no training
+    data between host and device. On a CPU device it is the same gather in torch (the test of
+    its crops)."""
+
+    def __init__(self, source: CropBatchSource, device: torch.device, workers: int = 0):
+        super().__init__(source, device, workers)
+        on_disk = [s.name for s in source.data.splits if not s.split.in_memory]
+        if on_disk:
+            raise FatError(
+                f"device-resident data needs every split in RAM first: {on_disk} are not"
+            )
+        self.splits = [
+            (
+                torch.from_numpy(s.split.gather_rows(slice(None))).to(device),
+                torch.from_numpy(s.split.offsets).to(device),
+                torch.from_numpy(s.split.lengths).to(device),
+                torch.from_numpy(s.split.labels.astype(np.float32)).to(device),
+            )
+            for s in source.data.splits
+        ]
+        self.frame = torch.arange(source.experiment.crop_frames, device=device)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        crop = self.source.experiment.crop_frames
+        for i in range(self.source.n_batches(epoch)):
+            split, clip, start = (
+                torch.from_numpy(a).to(self.device) for a in self.source.samples(epoch, i)
+            )
+            n_mels = self.splits[0][0].shape[1]
+            x = torch.empty(
+                (len(clip), crop, n_mels), dtype=self.splits[0][0].dtype, device=self.device
+            )
+            y = torch.empty((len(clip), self.splits[0][3].shape[1]), device=self.device)
+            own = torch.empty(len(clip), dtype=torch.int32, device=self.device)
+            for k, (frames, offsets, lengths, labels) in enumerate(self.splits):
+                rows = (split == k).nonzero().squeeze(1)
+                if not len(rows):
+                    continue
+                c, s = clip[rows], start[rows]
+                length = lengths[c]
+                at = offsets[c][:, None] + (s[:, None] + self.frame) % length[:, None]
+                x[rows] = frames[at]
+                y[rows] = labels[c]
+                own[rows] = torch.minimum(length - s, torch.tensor(crop, device=self.device)).int()
+            yield x, y, split.int(), own
+
+    def close(self) -> None:
+        self.splits = []
+
+
+LOADERS = {"dali": DaliLoader, "torch": TorchLoader, "resident": ResidentLoader}
 
 
 def make_loader(

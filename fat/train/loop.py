@@ -39,7 +39,7 @@ from fat.runs.directory import CHECKPOINTS, EpochRecord, RunDirectory, RunLogs, 
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store.normalize import Normalizer
 from fat.train.augment import mask_spans, mixup, step_generator
-from fat.train.data import TrainingData, load_training_data
+from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.loaders import CropBatchSource, Loader, make_loader
 from fat.train.losses import lsoft_targets
 from fat.train.schedule import lr_at
@@ -179,13 +179,14 @@ def set_up(
     hold files or processes are closed by `open_parts`."""
     noisy_clips = noisy_clip_list(experiment, run, resume)
     saved = run.read_inputs() if resume else {}
+    budget, budget_rule = memory_budget(options.memory_budget_gb, options.workers)
     data = open_parts.enter_context(
         load_training_data(
             options.store,
             experiment.train_splits,
             experiment.val_fraction,
             experiment.seed,
-            int(options.memory_budget_gb * 2**30),
+            budget,
             noisy_clips,
             saved=saved.get("splits"),
             saved_normalizer=saved_normalizer(saved),
@@ -234,7 +235,12 @@ def set_up(
         )
     groups = [name for name, _ in model.layer_groups()]
     logs = open_parts.enter_context(run.logs(groups, progress.epoch + 1, progress.step, ranks.lead))
-    loader = open_parts.enter_context(make_loader(options.loader, source, device, options.workers))
+    data_device = place_data(options.data_device, device, data)
+    kind = "resident" if data_device.type == "cuda" else options.loader
+    loader = open_parts.enter_context(make_loader(kind, source, data_device, options.workers))
+    if ranks.lead and not options.quiet:
+        for line in data_report(data, budget_rule, kind, data_device, source, progress.epoch + 1):
+            tqdm.write(line, file=sys.stderr)
     tr = TrainingRun(
         experiment=experiment,
         options=options,
@@ -291,6 +297,50 @@ def peer_failures(ranks: Ranks, run: RunDirectory) -> Iterator[None]:
         ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def place_data(name: str, device: torch.device, data: TrainingData) -> torch.device:
+    """Where the training splits live (`--data-device`): the training GPU when asked, or for
+    auto when every split is in RAM and together they take at most half its free memory;
+    else the host."""
+    if name == "cpu" or device.type != "cuda":
+        if name == "cuda":
+            raise FatError("--data-device cuda needs training on a GPU (--device)")
+        return torch.device("cpu")
+    on_disk = [s.name for s in data.splits if not s.split.in_memory]
+    size = sum(s.split.nbytes() for s in data.splits)
+    free = torch.cuda.mem_get_info(device)[0]
+    if name == "cuda" and (on_disk or size > free):
+        why = f"{on_disk} stream from disk" if on_disk else f"{size / 2**30:.1f} GiB > free"
+        raise FatError(f"--data-device cuda: the training splits do not fit ({why})")
+    return device if not on_disk and size <= free // 2 else torch.device("cpu")
+
+
+def data_report(
+    data: TrainingData,
+    budget_rule: str,
+    loader: str,
+    data_device: torch.device,
+    source: CropBatchSource,
+    epoch: int,
+    probe_batches: int = 8,
+) -> list[str]:
+    """The run's first lines: where each split is, the RAM budget and its rule, the input
+    path, and for splits read from disk the rate their first batches came at."""
+    where = ", ".join(f"{s.name} {s.split.nbytes() / 2**30:.2f} GiB {s.where}" for s in data.splits)
+    lines = [f"data: {where}; RAM budget {budget_rule}"]
+    if data_device.type == "cuda":
+        lines.append(f"input: the splits are in {data_device} memory; crops are gathered there")
+    else:
+        lines.append(f"input: {loader} loader")
+    if any(not s.split.in_memory for s in data.splits):
+        n = min(probe_batches, source.n_batches(epoch))
+        start = time.perf_counter()
+        for i in range(n):
+            source.batch(epoch, i)
+        rate = n * source.batch_size / max(time.perf_counter() - start, 1e-9)
+        lines.append(f"input: disk-backed batches came at {rate:,.0f} crops/s (first {n})")
+    return lines
 
 
 def start_process(device_name: str, ranks: Ranks) -> torch.device:
