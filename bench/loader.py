@@ -1,8 +1,8 @@
-"""Training input speed: crops/s of fat's DALI path and torch DataLoader path against a naive
-per-sample WAV -> log-mel loader and a plain in-RAM array, one process, same machine, one run;
-then CNN training samples/s with the share of step time spent waiting for data.
+"""Training input speed: every input path of `fat bench input` (in RAM, on disk cold and warm)
+against the raw numpy gather and a naive per-sample WAV -> log-mel loader, one process, same
+machine, one run; then CNN training samples/s with the share of step time waiting for data.
 
-    python bench/loader.py [--clips 2000] [--batches 300] [--widths 0.25,1.0]
+    python bench/loader.py [--clips 2000] [--batches 150] [--workers 0] [--widths 0.25,1.0]
 
 Crops are 128 mels x 128 frames, batch 64, from a Zarr store of FSDKaggle2019-like lengths.
 """
@@ -11,7 +11,6 @@ import argparse
 import csv
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,30 +24,10 @@ from fat.core.labels import official_vocabulary
 from fat.featurize.reference import librosa_logmel
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import open_store
-from fat.train.data import load_training_data
-from fat.train.loaders import CropBatchSource, DaliLoader, TorchLoader
+from fat.train.input_bench import InputBenchConfig, measure_input, timed_rate
 from fat.train.loop import train
 
 CROP, BATCH = 128, 64
-
-
-def rate(batches, n_batches: int, warmup: int = 3) -> float:
-    """Crops/s over `n_batches` batches after `warmup` (pipeline start, first prefetch)."""
-    it = iter(batches)
-    for _ in range(warmup):
-        next(it)
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(n_batches):
-        n += len(next(it)[0])
-    return n / (time.perf_counter() - t0)
-
-
-def loader_rate(kind, store: Path, in_ram: bool, n_batches: int, workers: int = 0) -> float:
-    experiment = ExperimentConfig(batch_size=BATCH, crop_frames=CROP, steps_per_epoch=n_batches + 3)
-    with load_training_data(store, ("curated",), 0.0, 0, 2**34 if in_ram else 0) as data:
-        with kind(CropBatchSource(data, experiment), torch.device("cpu"), workers) as loader:
-            return rate(loader.epoch(1), n_batches)
 
 
 def naive_rate(wav_dir: Path, n_crops: int, cfg: LogMelConfig) -> float:
@@ -64,27 +43,7 @@ def naive_rate(wav_dir: Path, n_crops: int, cfg: LogMelConfig) -> float:
             padded = np.resize(mel, (cfg.n_mels, max(mel.shape[1], CROP)))
             yield (padded[None, :, start : start + CROP],)
 
-    return rate(crops(), n_crops, warmup=2)
-
-
-def ram_rates(store: Path, n_batches: int) -> tuple[float, float]:
-    """The frames as one plain in-RAM numpy array: a per-crop slicing loop, and one vectorised
-    gather per batch (the ceiling any loader on this machine could reach)."""
-    split = open_store(store).split("curated").load()
-    frames, offsets, lengths = split.read_rows(0, split.n_frames), split.offsets, split.lengths
-    rng = np.random.default_rng(1)
-    clips = rng.integers(0, len(lengths), n_batches * BATCH)
-    starts = (rng.random(len(clips)) * (lengths[clips] - CROP + 1)).astype(np.int64)
-    first = offsets[clips] + starts
-    t0 = time.perf_counter()
-    for f in first.tolist():
-        np.ascontiguousarray(frames[f : f + CROP].T)
-    loop = len(first) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for b in range(n_batches):
-        rows = first[b * BATCH : (b + 1) * BATCH, None] + np.arange(CROP)
-        np.ascontiguousarray(frames[rows].transpose(0, 2, 1))
-    return loop, len(first) / (time.perf_counter() - t0)
+    return timed_rate(crops(), n_crops, warmup=2)
 
 
 def training_rate(store: Path, out: Path, width: float, steps: int, loader: str) -> dict:
@@ -101,8 +60,9 @@ def training_rate(store: Path, out: Path, width: float, steps: int, loader: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--batches", type=int, default=300)
-    parser.add_argument("--disk-batches", type=int, default=150)
+    parser.add_argument("--batches", type=int, default=150, help="Timed batches per path.")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=0, help="Loader worker processes.")
     parser.add_argument("--naive-crops", type=int, default=100)
     parser.add_argument("--widths", default="0.25,1.0")
     parser.add_argument("--train-steps", type=int, default=24)
@@ -117,37 +77,18 @@ def main() -> None:
                 for clip in make_clips(args.clips, cfg.n_mels, 20, seed=0):
                     writer.add(clip)
         write_clips(tmp / "wav", 60, seed=0)
-        results = []
-        loop, vectorised = ram_rates(store, args.batches)
-        results.append(("plain in-RAM array, per-crop slicing loop", loop))
-        results.append(("plain in-RAM array, one vectorised gather per batch", vectorised))
-        results.append(
-            ("fat DALI path, store in RAM", loader_rate(DaliLoader, store, True, args.batches))
-        )
-        results.append(
-            (
-                "fat torch DataLoader path, store in RAM",
-                loader_rate(TorchLoader, store, True, args.batches // 4),
-            )
-        )
-        results.append(
-            (
-                "fat DALI path, Zarr on disk, 2 workers",
-                loader_rate(DaliLoader, store, False, args.disk_batches, 2),
-            )
-        )
-        results.append(
-            (
-                "fat torch DataLoader path, Zarr on disk, 2 workers",
-                loader_rate(TorchLoader, store, False, args.disk_batches, 2),
-            )
-        )
+        config = InputBenchConfig(batches=args.batches, rounds=args.rounds, workers=args.workers)
+        rates = measure_input(store, config)
         naive = naive_rate(tmp / "wav" / "train_curated", args.naive_crops, cfg)
-        results.append(("naive: WAV decode + librosa log-mel per sample", naive))
         print(f"\n{args.clips} clips, crops {cfg.n_mels}x{CROP}, batch {BATCH}, 2 cores\n")
-        print("| loader | crops/s | vs naive |\n|---|---:|---:|")
-        for name, value in results:
-            print(f"| {name} | {value:,.0f} | {value / naive:,.1f}x |")
+        print("| path | crops/s | vs raw gather | vs naive |\n|---|---:|---:|---:|")
+        for r in rates:
+            if r.crops_per_s is not None:
+                ratio = "" if r.vs_reference is None else f"{r.vs_reference:.2f}"
+                print(
+                    f"| {r.path} | {r.crops_per_s:,.0f} | {ratio} | {r.crops_per_s / naive:,.0f}x |"
+                )
+        print(f"| naive: WAV decode + librosa log-mel per sample | {naive:,.0f} | | 1x |")
         print(
             "\n| CNN training (CPU, batch 32, DALI path) | samples/s | data wait |\n|---|---:|---:|"
         )

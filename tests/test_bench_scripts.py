@@ -1,0 +1,77 @@
+"""The prepared benchmark scripts run end to end at a tiny size: the FAT-size rehearsal
+(bench/scale.py) and the GPU check (bench/gpu_check.py) on the CPU."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_the_scale_rehearsal_measures_every_figure_at_a_tiny_scale(tmp_path):
+    out = tmp_path / "scale.json"
+    scale = "0.004"  # 20 curated, 79 noisy, 13 test clips of the real durations
+    run_script("bench/scale.py", "--scale", scale, "--dir", str(tmp_path), "--json", str(out),
+               "--batches", "3", "--rounds", "1")  # fmt: skip
+    figures = json.loads(out.read_text())
+    write = figures["write"]
+    assert write["curated"]["clips"] == 20 and write["noisy"]["clips"] == 79
+    assert write["test"]["clips"] == 13
+    # The real durations: noisy clips are mostly 15 s, curated ones ~7.6 s on average.
+    assert 12 < write["noisy"]["hours"] * 3600 / 79 <= 15.0
+    assert 3 < write["curated"]["hours"] * 3600 / 20 < 12
+    read = figures["read"]
+    assert read["open_s"] > 0 and 0 < read["index_mb"] < 50
+    assert read["disk_cold_one_file_gb_per_s"] > 0
+    for split in ("curated", "noisy"):
+        assert read[split]["load_warm_gb_per_s"] > 0
+        assert read[split]["disk_cold_chunk_files_gb_per_s"] > 0
+    assert figures["peak_rss_gb"] > 0
+    paths = {r["path"]: r for r in figures["input"]}
+    for path in ("numpy gather from RAM (reference)", "dali, RAM", "dali, disk cold"):
+        assert paths[path]["crops_per_s"] > 0
+    assert not list(tmp_path.glob("fat-scale-*/*.zarr"))  # removed without --keep
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_on_a_cpu_with_a_tiny_store(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    done = run_script(
+        "bench/gpu_check.py",
+        "--device", "cpu", "--scale", "0.002", "--width", "0.0625", "--batch-size", "8",
+        "--steps", "2", "--json", str(out),
+    )  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    paths = {(r["arch"], r["path"]) for r in rows}
+    for arch in ("cnn", "gcnn"):
+        for path in ("RAM + DALI", "RAM + torch", "disk (Zarr) + DALI", "disk (Zarr) + torch"):
+            assert (arch, path) in paths
+    assert any(r["path"].startswith("torchrun") for r in rows)
+    assert all(r["samples_per_s"] > 0 and 0 <= r["data_wait"] < 1 for r in rows)
+    assert "skipped: GPU-resident (no GPU)" in done.stdout
+    assert "| arch | path | samples/s | data wait |" in done.stdout
+
+
+def test_the_gpu_check_fails_loudly_without_the_device_it_was_asked_for():
+    done = subprocess.run(
+        [sys.executable, "bench/gpu_check.py", "--device", "cuda:7", "--scale", "0.001"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    if done.returncode == 0:
+        pytest.skip("this machine has the GPUs the check asked for")
+    assert "no CUDA device" in done.stdout or "FAILED" in done.stdout
