@@ -24,7 +24,8 @@ from fat.core.labels import official_vocabulary
 from fat.featurize.reference import librosa_logmel
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import open_store
-from fat.train.input_bench import InputBenchConfig, measure_input, timed_rate
+from fat.train.input_bench import measure_input, timed_rate
+from fat.train.input_settings import InputBenchConfig
 from fat.train.loop import train
 
 CROP, BATCH = 128, 64

@@ -28,7 +28,8 @@ from fat.core.features import LogMelConfig
 from fat.core.labels import official_vocabulary
 from fat.store import ClipRecord, open_store
 from fat.store.reader import empty_populated
-from fat.train.input_bench import InputBenchConfig, measure_input, rate_table
+from fat.train.input_bench import measure_input, rate_table
+from fat.train.input_settings import InputBenchConfig
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ included, points down the list below or stays in its own package; no module impo
 back through others."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import fat
@@ -88,3 +90,13 @@ def test_no_import_cycles():
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+def test_the_cli_starts_without_torch():
+    """Every command's options come from settings records, which import no torch: `fat
+    --help` and `fat featurize` stay light (a featurize process that imported torch at start
+    took ~230 MB before its first clip)."""
+    heavy = "('torch', 'zarr', 'h5py')"
+    code = f"import sys, fat.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from fat.cli.options import given_settings, settings_options
-from fat.train.input_bench import InputBenchConfig
+from fat.train.input_settings import InputBenchConfig
 
 
 @click.group()

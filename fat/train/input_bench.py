@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from fat.core.device import torch_device
 from fat.core.errors import FatError
-from fat.core.settings import Settings, setting
 from fat.runs.settings import ExperimentConfig
 from fat.train.data import TrainingData, load_training_data, memory_budget
+from fat.train.input_settings import InputBenchConfig
 from fat.train.loaders import LOADERS, CropBatchSource
 
 RAW = "numpy gather from RAM (reference)"
@@ -76,46 +76,12 @@ def _drop_page_cache(data: TrainingData) -> bool:
     return all(reader is not None for reader in direct)
 
 
-@dataclass(frozen=True)
-class InputBenchConfig(Settings):
-    KIND = "input benchmark settings"
-
-    splits: tuple[str, ...] = setting(("curated",), "Store splits the crops come from.")
-    loaders: tuple[str, ...] = setting(("dali", "torch"), "Loaders to measure: dali, torch.")
-    batch_size: int = setting(64, "Crops per batch.")
-    crop_frames: int = setting(128, "Frames per crop.")
-    batches: int = setting(100, "Timed batches per path and round.")
-    rounds: int = setting(3, "Rounds of all paths; each figure is the median over them.")
-    memory_budget_gb: float | None = setting(
-        None,
-        "RAM for the splits, as in `fat train`.",
-        derived="available RAM minus 2 GiB, 1 GiB per loader worker and 10%",
-    )
-    workers: int = setting(0, "Loader worker processes, as in `fat train`.")
-    data_device: str = setting(
-        "auto",
-        "Also measure crops gathered in GPU memory: auto (when there is a GPU), cuda, cpu (no).",
-        choices=("auto", "cpu", "cuda"),
-    )
-
-    def problems(self) -> list[str]:
-        problems = []
-        unknown = sorted(set(self.loaders) - {"dali", "torch"})
-        if unknown or not self.loaders:
-            problems.append(f"loaders must be among dali, torch; got {list(self.loaders)}")
-        if min(self.batch_size, self.crop_frames, self.batches, self.rounds) < 1:
-            problems.append("batch_size, crop_frames, batches and rounds must be >= 1")
-        if self.workers < 0 or (self.memory_budget_gb or 0) < 0:
-            problems.append("workers and memory_budget_gb must be >= 0")
-        return problems
-
-
 def measure_input(
-    store: Path | str, config: InputBenchConfig = InputBenchConfig(), progress: bool = True
+    store: Path | str, config: InputBenchConfig | None = None, progress: bool = True
 ) -> list[PathRate]:
     """Rates of every input path (see the module docstring); paths that cannot run here (the
     splits do not fit the RAM budget, no GPU) are listed with a note instead of a rate."""
-    c = config
+    c = config or InputBenchConfig()
     splits, loaders, batches, workers = c.splits, c.loaders, c.batches, c.workers
     experiment = ExperimentConfig(
         train_splits=splits,

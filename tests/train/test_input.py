@@ -13,7 +13,8 @@ from fat.cli import main
 from fat.core.errors import FatError
 from fat.runs.settings import ExperimentConfig
 from fat.train.data import available_memory, load_training_data, memory_budget
-from fat.train.input_bench import InputBenchConfig, measure_input
+from fat.train.input_bench import measure_input
+from fat.train.input_settings import InputBenchConfig
 from fat.train.loaders import CropBatchSource, ResidentLoader, TorchLoader
 from fat.train.loop import place_data, train
 from tests.synthetic import GiB, build_store, tiny_run
