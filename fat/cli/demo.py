@@ -16,22 +16,35 @@ from fat.demo.settings import DemoConfig
     type=float,
     default=1.0,
     show_default=True,
-    help="Multiply clip counts (120 curated, 240 noisy, 60 test at 1.0).",
+    help="Multiply clip counts (default preset: 120 curated, 240 noisy, 60 test at 1.0).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["default", "hard"]),
+    default="default",
+    show_default=True,
+    help="default: 12 easy classes (the demo); hard: 39 classes with confusable pairs, "
+    "~11 curated clips each, a 4.7x noisy split with ~48% wrong labels and field acoustics.",
 )
 @click.option(
     "--bad-files",
     is_flag=True,
     help="Add an empty and a text .wav to train_noisy/, and a CSV row without a file.",
 )
-def demo_data(out: Path, seed: int, scale: float, bad_files: bool) -> None:
+def demo_data(out: Path, seed: int, scale: float, preset: str, bad_files: bool) -> None:
     """Write a small synthetic dataset in the FSDKaggle2019 layout to OUT.
 
-    12 classes; ~15% of clips carry two labels; clips last 0.4-15 s. ~30% of the noisy
-    split's clips show other labels than the truth: ~15% a wrong label, ~14% an extra one,
-    ~1% a missing one. Under 50 MB at scale 1."""
+    Default preset: 12 classes; ~15% of clips carry two labels; clips last 0.4-15 s. ~30% of
+    the noisy split's clips show other labels than the truth: ~15% a wrong label, ~14% an
+    extra one, ~1% a missing one. Under 50 MB at scale 1.
+
+    Hard preset: 39 classes, 12 pairs of them built to be confused; 429 curated clips (11-20
+    per class), 2,028 noisy, 390 test; ~25% multi-label; noise, reverb and band limits in
+    every split; ~48% of noisy clips mislabelled (wrong, extra, missing, or the labelled sound
+    quiet under an unlabelled one). ~135 MB at scale 1 (capped at 145 MB)."""
     from fat.demo.data import write_demo_dataset
 
-    counts = write_demo_dataset(out, seed=seed, scale=scale, bad_files=bad_files)
+    counts = write_demo_dataset(out, seed=seed, scale=scale, bad_files=bad_files, preset=preset)
     click.echo(f"wrote {out}: " + ", ".join(f"{n} {split}" for split, n in counts.items()))
 
 

@@ -1,12 +1,22 @@
-"""A small synthetic dataset in the exact FSDKaggle2019 layout, for the demo and benchmarks.
+"""Synthetic datasets in the exact FSDKaggle2019 layout, for the demo, tests and benchmarks.
 
 Each class has a class-typical synthetic sound whose parameters vary per clip (pitch,
 duration, envelope, loudness, background noise), so telling classes apart is a real learning
-problem. About 15% of clips mix two sources; clips last 0.4 s to 15 s. The noisy split has
-twice the clips and other acoustics (more noise, band-limiting), and ~30% of its clips show
-labels other than the truth: ~15% one wrong label instead of the true ones, ~14% an extra wrong
-label, and ~1% a missing label (only two-label clips can lose one). At scale 1 the whole
-dataset stays under 50 MB for every seed.
+problem (`fat.demo.sounds`). Two presets:
+
+- `default`, the demo's: 12 classes; about 15% of clips mix two sources; clips last 0.4 s to
+  15 s. The noisy split has twice the clips and other acoustics (more noise, band-limiting),
+  and ~30% of its clips show labels other than the truth: ~15% one wrong label instead of the
+  true ones, ~14% an extra wrong label, and ~1% a missing label (only two-label clips can
+  lose one). At scale 1 the whole dataset stays under 50 MB for every seed.
+- `hard`, for telling training techniques apart: 39 classes, 12 pairs of them built to be
+  confused; 11 curated clips lead with each class (429; 11-20 per class with the second
+  labels), ~25% of clips multi-label; every recording with background noise and half with
+  reverb or band limits; a noisy split 4.7x the curated one in field acoustics (more noise,
+  more reverb and band limits) with ~48% of its clips mislabelled (one wrong label, the
+  confusable partner half the time; an extra one; a missing one; or the labelled sound quiet
+  under an unlabelled louder one); 390 test clips like the curated ones. Clips of 0.4-8 s,
+  ~135 MB at scale 1 (capped at 145 MB).
 """
 
 from collections.abc import Callable, Iterator
@@ -15,142 +25,19 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy import signal
 
+from fat.core.errors import FatError
 from fat.core.labels import official_vocabulary
 from fat.core.layout import SAMPLE_SUBMISSION, SPLITS
+from fat.demo.sounds import CONFUSABLE, HARD_SOUNDS, SAMPLE_RATE, SOUNDS
 
-SAMPLE_RATE = 22050  # half of the feature rate: small files, and featurize's resampling is used
 MIN_SECONDS, MAX_SECONDS = 0.4, 15.0
 WAV_HEADER_BYTES = 44  # soundfile's PCM_16 WAV header; each sample takes 2 more bytes
 # The whole dataset stays under 50 MB at scale 1; the CSVs take ~0.05 MB of it.
 AUDIO_BYTES_PER_SCALE = 49_900_000
 LABEL_CSVS = {"curated": "train_curated.csv", "noisy": "train_noisy.csv", "test": "test_labels.csv"}
 BAD_FILES = ("bad_empty.wav", "bad_text.wav", "bad_missing.wav")
-
-Sound = Callable[[np.random.Generator, int], np.ndarray]
-
-
-def _t(n: int) -> np.ndarray:
-    return np.arange(n) / SAMPLE_RATE
-
-
-def _decay(n: int, rate: float) -> np.ndarray:
-    return np.exp(-rate * _t(n))
-
-
-def _bursts(rng, n, make, every: float) -> np.ndarray:
-    out = np.zeros(n)
-    start = int(rng.uniform(0, every) * SAMPLE_RATE)
-    while start < n:
-        burst = make()[: n - start]
-        out[start : start + len(burst)] += burst
-        start += int(every * rng.uniform(0.6, 1.4) * SAMPLE_RATE)
-    return out
-
-
-def _harmonic(f0: np.ndarray | float, n: int, partials: int, tilt: float) -> np.ndarray:
-    phase = 2 * np.pi * np.cumsum(np.broadcast_to(f0, (n,))) / SAMPLE_RATE
-    return sum(np.sin(k * phase) * tilt ** (k - 1) for k in range(1, partials + 1))
-
-
-def bark(rng, n):
-    f0 = rng.uniform(350, 650)
-    m = int(0.15 * SAMPLE_RATE)
-    return _bursts(rng, n, lambda: _harmonic(f0, m, 6, 0.6) * _decay(m, 25), 0.5)
-
-
-def meow(rng, n):
-    lo, hi = rng.uniform(350, 500), rng.uniform(650, 900)
-    glide = lo + (hi - lo) * np.sin(np.pi * np.linspace(0, 1, n)) ** 2
-    return _harmonic(glide, n, 5, 0.5) * np.sin(np.pi * np.linspace(0, 1, n))
-
-
-def church_bell(rng, n):
-    f0 = rng.uniform(200, 400)
-    ratios = (0.5, 1.0, 1.19, 1.5, 2.0, 2.5)
-    return sum(np.sin(2 * np.pi * f0 * r * _t(n)) / (1 + i) for i, r in enumerate(ratios)) * _decay(
-        n, rng.uniform(0.5, 1.5)
-    )
-
-
-def bicycle_bell(rng, n):
-    f0 = rng.uniform(2500, 3500)
-    m = int(0.6 * SAMPLE_RATE)
-    ring = (np.sin(2 * np.pi * f0 * _t(m)) + 0.5 * np.sin(2 * np.pi * 1.41 * f0 * _t(m))) * _decay(
-        m, 6
-    )
-    return _bursts(rng, n, lambda: ring, 0.8)
-
-
-def knock(rng, n):
-    m = int(0.04 * SAMPLE_RATE)
-    thud = lambda: np.convolve(rng.normal(size=m), np.ones(8) / 8, "same") * _decay(m, 80)  # noqa: E731
-    return _bursts(rng, n, thud, rng.uniform(0.2, 0.4))
-
-
-def applause(rng, n):
-    clicks = (rng.random(n) < rng.uniform(0.01, 0.03)) * rng.normal(size=n)
-    return np.convolve(clicks, np.hanning(30), "same")
-
-
-def stream(rng, n):
-    noise = rng.normal(size=n)
-    return np.convolve(noise, np.ones(12) / 12, "same") * (
-        1 + 0.3 * np.sin(2 * np.pi * 0.5 * _t(n))
-    )
-
-
-def buzz(rng, n):
-    f0 = rng.uniform(90, 160)
-    saw = 2 * ((f0 * _t(n)) % 1.0) - 1
-    return saw * (0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(3, 8) * _t(n)))
-
-
-def whispering(rng, n):
-    noise = np.diff(rng.normal(size=n + 1))  # tilted towards high frequencies
-    syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * _t(n)), 0, None)
-    return noise * syllables
-
-
-def hi_hat(rng, n):
-    m = int(0.05 * SAMPLE_RATE)
-    tick = lambda: np.diff(rng.normal(size=m + 1)) * _decay(m, 60)  # noqa: E731
-    return _bursts(rng, n, tick, 60 / rng.uniform(90, 160) / 2)
-
-
-def gong(rng, n):
-    f0 = rng.uniform(60, 120)
-    ratios = (1.0, 1.52, 2.31, 2.9, 3.7)
-    return sum(np.sin(2 * np.pi * f0 * r * _t(n) + i) for i, r in enumerate(ratios)) * _decay(
-        n, rng.uniform(0.3, 0.8)
-    )
-
-
-def chirp_and_tweet(rng, n):
-    m = int(0.08 * SAMPLE_RATE)
-
-    def tweet():
-        lo = rng.uniform(3000, 4500)
-        sweep = lo + rng.uniform(1000, 2500) * np.linspace(0, 1, m)
-        return np.sin(2 * np.pi * np.cumsum(sweep) / SAMPLE_RATE) * np.hanning(m)
-
-    return _bursts(rng, n, tweet, rng.uniform(0.15, 0.3))
-
-
-SOUNDS: dict[str, Sound] = {
-    "Bark": bark,
-    "Meow": meow,
-    "Church_bell": church_bell,
-    "Bicycle_bell": bicycle_bell,
-    "Knock": knock,
-    "Applause": applause,
-    "Stream": stream,
-    "Buzz": buzz,
-    "Whispering": whispering,
-    "Hi-hat": hi_hat,
-    "Gong": gong,
-    "Chirp_and_tweet": chirp_and_tweet,
-}
 
 
 def _normalise(x: np.ndarray, peak: float) -> np.ndarray:
@@ -232,8 +119,7 @@ class DemoClip:
         return WAV_HEADER_BYTES + 2 * len(self.audio)
 
 
-def generate_clips(seed: int = 0, scale: float = 1.0) -> Iterator[DemoClip]:
-    """The dataset's clips in file order, with their true labels, without writing anything."""
+def _default_clips(seed: int, scale: float) -> Iterator[DemoClip]:
     classes = list(SOUNDS)
     rng = np.random.default_rng(seed)
     counts = {"curated": int(120 * scale), "noisy": int(240 * scale), "test": int(60 * scale)}
@@ -245,6 +131,142 @@ def generate_clips(seed: int = 0, scale: float = 1.0) -> Iterator[DemoClip]:
             audio = _clip(rng, truth, budget.take(_draw_samples(rng)), noisy)
             shown = _corrupt(rng, truth, classes) if noisy else truth
             yield DemoClip(split, f"{split[0]}{seed:02d}{i:05d}.wav", audio, truth, shown)
+
+
+# The hard preset (see the module docstring).
+HARD_COUNTS = {"curated": 11, "noisy": 52, "test": 10}  # clips per class at scale 1
+HARD_AUDIO_BYTES_PER_SCALE = 145_000_000
+HARD_MAX_SECONDS = 8.0
+
+
+def _partner(label: str) -> str | None:
+    for pair in CONFUSABLE:
+        if label in pair:
+            return pair[1 - pair.index(label)]
+    return None
+
+
+def _other(rng: np.random.Generator, classes: list[str], not_in: list[str]) -> str:
+    return str(rng.choice([c for c in classes if c not in not_in]))
+
+
+def _hard_labels(rng: np.random.Generator, classes: list[str], first: str) -> list[str]:
+    """`first`, alone or with one (20%) or two (5%) more; a second label is the first's
+    confusable partner a third of the time it has one."""
+    labels = [first]
+    r = rng.random()
+    extra = 2 if r < 0.05 else int(r < 0.25)
+    for _ in range(extra):
+        partner = _partner(labels[0])
+        if partner and partner not in labels and rng.random() < 1 / 3:
+            labels.append(partner)
+        else:
+            labels.append(_other(rng, classes, labels))
+    return labels
+
+
+def _hard_noisy_labels(
+    rng: np.random.Generator, truth: list[str], classes: list[str]
+) -> tuple[list[str], list[str], bool]:
+    """(what the audio holds, what the CSV shows, whether the shown sound is quiet under an
+    unlabelled loud one) for a noisy clip: ~10% quiet under another, ~18% one wrong label
+    (the confusable partner half the time), ~12% an extra wrong label, ~8% a label missing
+    (a wrong label instead for single-label clips): ~48% show other labels than the truth."""
+    r = rng.random()
+    if r < 0.10:
+        return truth + [_other(rng, classes, truth)], truth, True  # the added source is loud
+    if 0.40 <= r < 0.48 and len(truth) > 1:
+        drop = int(rng.integers(len(truth)))
+        return truth, truth[:drop] + truth[drop + 1 :], False
+    if r < 0.28 or 0.40 <= r < 0.48:
+        partner = _partner(truth[0])
+        wrong = partner if partner and rng.random() < 0.5 else _other(rng, classes, truth)
+        return truth, [wrong], False
+    if r < 0.40:
+        return truth, truth + [_other(rng, classes, truth)], False
+    return truth, truth, False
+
+
+def _reverb(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    rt60 = rng.uniform(0.2, 0.8)
+    m = int(rt60 * SAMPLE_RATE)
+    ir = rng.normal(size=m) * np.exp(-6.9 * np.arange(m) / m)  # -60 dB at rt60
+    ir[0] = 1.0
+    wet = signal.fftconvolve(x, ir)[: len(x)]
+    return x + rng.uniform(0.3, 0.8) * wet / (np.abs(wet).max() + 1e-9) * np.abs(x).max()
+
+
+def _band_limit(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    if rng.random() < 0.6:  # a phone or a cheap recorder: no highs
+        sos = signal.butter(4, rng.uniform(1500, 5000), "lowpass", fs=SAMPLE_RATE, output="sos")
+    else:  # a small speaker: no lows
+        sos = signal.butter(4, rng.uniform(300, 900), "highpass", fs=SAMPLE_RATE, output="sos")
+    return signal.sosfilt(sos, x)
+
+
+def _hard_clip(rng, sources: list[str], quiet_first: bool, n: int, field: bool) -> np.ndarray:
+    """Sources mixed (later ones weaker, at random offsets) in varied recording conditions:
+    background noise, band limits and reverb in every split (curated recordings differ too),
+    more and stronger ones in the noisy split's field recordings."""
+    mix = np.zeros(n)
+    for i, label in enumerate(sources):
+        level = rng.uniform(0.3, 0.8) if i == 0 else rng.uniform(0.1, 0.6)
+        if quiet_first and i < len(sources) - 1:
+            level = rng.uniform(0.04, 0.12)  # the labelled sound under the loud last one
+        elif quiet_first:
+            level = rng.uniform(0.5, 0.9)
+        part = _normalise(HARD_SOUNDS[label](rng, n), level)
+        if i:
+            shift = int(rng.uniform(0, 0.5) * n)
+            part = np.concatenate([np.zeros(shift), part[: n - shift]])
+        mix += part
+    effects = 0.6 if field else 0.5
+    if rng.random() < effects:
+        mix = _reverb(rng, mix)
+    if rng.random() < effects:
+        mix = _band_limit(rng, mix)
+    noise_level = rng.uniform(0.15, 0.6) if field else rng.uniform(0.08, 0.45)
+    mix += rng.normal(scale=noise_level * 0.3 * np.abs(mix).max(), size=n)
+    return _normalise(mix, rng.uniform(0.2, 0.9)).astype(np.float32)
+
+
+def _hard_samples(rng: np.random.Generator) -> int:
+    seconds = float(np.clip(rng.lognormal(-0.15, 0.6), MIN_SECONDS, HARD_MAX_SECONDS))
+    return int(seconds * SAMPLE_RATE)
+
+
+def _hard_clips(seed: int, scale: float) -> Iterator[DemoClip]:
+    classes = list(HARD_SOUNDS)
+    rng = np.random.default_rng(seed)
+    counts = {split: int(k * len(classes) * scale) for split, k in HARD_COUNTS.items()}
+    budget = _ByteBudget(int(HARD_AUDIO_BYTES_PER_SCALE * scale), sum(counts.values()))
+    for split, count in counts.items():
+        field = split == "noisy"
+        # Every class leads equally often: ~13 curated clips each, not 9 for some and 26 for others.
+        firsts = rng.permutation(np.tile(np.arange(len(classes)), -(-count // len(classes))))
+        for i in range(count):
+            labels = _hard_labels(rng, classes, classes[firsts[i]])
+            if field:
+                truth, shown, quiet = _hard_noisy_labels(rng, labels, classes)
+            else:
+                truth, shown, quiet = labels, labels, False
+            audio = _hard_clip(rng, truth, quiet, budget.take(_hard_samples(rng)), field)
+            yield DemoClip(split, f"{split[0]}{seed:02d}{i:05d}.wav", audio, truth, shown)
+
+
+PRESETS: dict[str, Callable[[int, float], Iterator[DemoClip]]] = {
+    "default": _default_clips,
+    "hard": _hard_clips,
+}
+
+
+def generate_clips(
+    seed: int = 0, scale: float = 1.0, preset: str = "default"
+) -> Iterator[DemoClip]:
+    """The dataset's clips in file order, with their true labels, without writing anything."""
+    if preset not in PRESETS:
+        raise FatError(f"unknown demo data preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[preset](seed, scale)
 
 
 def _csv_row(name: str, labels: list[str], vocab: tuple[str, ...]) -> str:
@@ -267,7 +289,7 @@ def _write_bad_files(out: Path) -> None:
 
 
 def write_demo_dataset(
-    out: Path, seed: int = 0, scale: float = 1.0, bad_files: bool = False
+    out: Path, seed: int = 0, scale: float = 1.0, bad_files: bool = False, preset: str = "default"
 ) -> dict[str, int]:
     """Write train_curated/, train_noisy/, test/, their CSVs, sample_submission.csv (80
     columns) and test_labels.csv (the answer key). Returns the number of clips per split.
@@ -277,7 +299,7 @@ def write_demo_dataset(
     rows: dict[str, list[str]] = {split: [] for split in LABEL_CSVS}
     for split in rows:
         (out / SPLITS[split].folder).mkdir(parents=True, exist_ok=True)
-    for clip in generate_clips(seed, scale):
+    for clip in generate_clips(seed, scale, preset):
         path = out / SPLITS[clip.split].folder / clip.name
         sf.write(path, clip.audio, SAMPLE_RATE, "PCM_16")
         rows[clip.split].append(_csv_row(clip.name, clip.shown, vocab))

@@ -2,6 +2,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -194,3 +195,46 @@ def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
     index = (out / "report" / "index.md").read_text()
     for png in ("lwlrap.png", "loss.png", "lr.png", "grad_norms.png"):
         assert png in index and (out / "report" / png).exists()
+
+
+def test_the_hard_preset_is_harder_by_construction():
+    from fat.demo.sounds import CONFUSABLE, HARD_SOUNDS
+
+    clips = list(generate_clips(seed=0, scale=0.3, preset="hard"))
+    by_split = {s: [c for c in clips if c.split == s] for s in ("curated", "noisy", "test")}
+    assert len(HARD_SOUNDS) >= 30 and set(SOUNDS) < set(HARD_SOUNDS)
+    assert {label for c in by_split["curated"] for label in c.truth} == set(HARD_SOUNDS)
+    assert len(by_split["noisy"]) >= 4 * len(by_split["curated"])
+    clean = by_split["curated"] + by_split["test"]
+    assert 0.18 <= np.mean([len(c.truth) > 1 for c in clean]) <= 0.32
+    assert all(c.truth == c.shown for c in clean)
+    noisy = by_split["noisy"]
+    assert 0.4 <= np.mean([c.truth != c.shown for c in noisy]) <= 0.56
+    fewer = [c for c in noisy if len(c.truth) > len(c.shown) and set(c.shown) < set(c.truth)]
+    wrong_partner = [
+        c
+        for c in noisy
+        if len(c.shown) == 1
+        and tuple(sorted([c.truth[0], c.shown[0]])) in {tuple(sorted(p)) for p in CONFUSABLE}
+    ]
+    assert len(fewer) >= 0.08 * len(noisy)  # the labelled sound quiet under another, or missing
+    assert len(wrong_partner) >= 0.03 * len(noisy)
+    with pytest.raises(FatError, match="unknown demo data preset 'harder'"):
+        next(generate_clips(preset="harder"))
+
+
+@pytest.mark.slow
+def test_the_hard_preset_at_scale_1_stays_under_150_mb_with_10_to_25_clips_per_class():
+    clips = list(generate_clips(seed=3, scale=1.0, preset="hard"))
+    assert sum(c.wav_bytes for c in clips) < 145_000_001
+    counts = pd.Series([label for c in clips if c.split == "curated" for label in c.truth])
+    assert counts.value_counts().between(10, 25).all()
+
+
+def test_the_hard_preset_is_written_the_same_for_a_seed(tmp_path):
+    for name in ("a", "b"):
+        args = ["demo-data", str(tmp_path / name), "--preset", "hard", "--scale", "0.03"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "wrote" in result.output, result.output
+    for f in sorted((tmp_path / "a").rglob("*.*")):
+        assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
