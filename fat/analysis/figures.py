@@ -34,10 +34,18 @@ _METRIC_LABELS = {
     "val_lwlrap_curated": "val curated",
     "val_lwlrap_noisy": "val noisy",
     "swa_val_lwlrap": "SWA val",
+    "ema_val_lwlrap": "EMA val",
 }
 # val_lwlrap drags its relatives along: they answer "which split is hard?" and "does SWA help?".
-_COMPANIONS = {"val_lwlrap": ("val_lwlrap_curated", "val_lwlrap_noisy", "swa_val_lwlrap")}
-_STYLES = {"val_lwlrap_curated": "-.", "val_lwlrap_noisy": ":", "swa_val_lwlrap": "--"}
+_COMPANIONS = {
+    "val_lwlrap": ("val_lwlrap_curated", "val_lwlrap_noisy", "swa_val_lwlrap", "ema_val_lwlrap")
+}
+_STYLES = {
+    "val_lwlrap_curated": "-.",
+    "val_lwlrap_noisy": ":",
+    "swa_val_lwlrap": "--",
+    "ema_val_lwlrap": (0, (5, 1, 1, 1)),
+}
 _OTHER_STYLES = ("-", (0, (5, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)))
 
 

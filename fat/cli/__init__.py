@@ -28,6 +28,7 @@ def main() -> None:
 
 def _register() -> None:
     from fat.cli.bench import bench
+    from fat.cli.cv import cv, ensemble, pseudo_label
     from fat.cli.demo import demo, demo_data
     from fat.cli.featurize import featurize
     from fat.cli.predict import evaluate, predict, select_noisy
@@ -39,7 +40,10 @@ def _register() -> None:
         store,
         featurize,
         train,
+        cv,
         predict,
+        ensemble,
+        pseudo_label,
         evaluate,
         report,
         bench,

@@ -39,16 +39,29 @@ def predict_settings(kw: dict) -> PredictConfig:
 @QUIET
 @settings_options(PredictConfig)
 def predict(run, store, split, out, frames, quiet, **kw) -> None:
-    """Write Kaggle-format clip probabilities for every clip of a split."""
+    """Write Kaggle-format clip probabilities for every clip of a split. RUN may be a
+    cross-validation directory (`fat cv`): its folds' probabilities are averaged."""
     from fat.core.errors import FatError
-    from fat.predict.scoring import open_run_split, predict_frames, predict_split, write_submission
+    from fat.core.submission import write_submission
+    from fat.predict.scoring import open_run_split, predict_frames, predict_split
     from fat.runs.checkpoint import load_trained_model
+    from fat.runs.cv_directory import is_cv_directory
 
     cfg = predict_settings(kw)
+    out = out or Path(run) / f"submission_{split}.csv"
+    if is_cv_directory(run):
+        from fat.predict.ensemble import Source, predict_ensemble
+
+        if frames is not None:
+            raise FatError("--frames: predict one fold's run for frame-level outputs")
+        source = Source.parse(str(run), cfg.checkpoint)
+        result = predict_ensemble([source], split, store, "mean", None, cfg, progress=not quiet)
+        write_submission(out, result.clip_ids, result.vocabulary, result.probs)
+        click.echo(f"wrote {out}: {len(result.clip_ids)} clips, mean of {len(source.runs)} folds")
+        return
     trained = load_trained_model(run, cfg.checkpoint)
     with open_run_split(trained, store, split) as data:
         probs = predict_split(trained, data, cfg, progress=not quiet)
-        out = out or Path(run) / f"submission_{split}.csv"
         write_submission(out, data.clip_ids, trained.vocabulary, probs)
         click.echo(f"wrote {out}: {len(data)} clips x {len(trained.vocabulary)} classes")
         if frames is not None:

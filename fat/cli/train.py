@@ -10,6 +10,33 @@ from fat.core.errors import FatError
 from fat.core.settings import read_settings_file
 from fat.runs.settings import ExperimentConfig, RunOptions, resumable_settings, run_settings
 
+RECIPE = click.option(
+    "--recipe",
+    default=None,
+    help="Start from a named recipe's settings (fat train --list-recipes); flags override it.",
+)
+LIST_RECIPES = click.option("--list-recipes", is_flag=True, help="List the recipes.")
+
+
+def recipe_settings(name: str | None) -> dict:
+    """The experiment settings a recipe names ({} for none)."""
+    if name is None:
+        return {}
+    from fat.runs.recipes import load_recipe
+
+    return load_recipe(name).experiment
+
+
+def echo_recipes() -> None:
+    from fat.runs.recipes import list_recipes
+
+    for r in list_recipes():
+        settings = " ".join(
+            f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in r.experiment.items()
+        )
+        click.echo(f"{r.name}: {r.description}\n  {settings or '(the defaults)'}")
+
 
 @click.command()
 @settings_options(RunOptions, ExperimentConfig)
@@ -28,10 +55,15 @@ from fat.runs.settings import ExperimentConfig, RunOptions, resumable_settings, 
     f"{', '.join('--' + s.replace('_', '-') for s in resumable_settings())}.",
 )
 @click.option("--list-models", is_flag=True, help="List the models and their settings.")
-def train(config_file, print_config, resume, list_models, **kw) -> None:
+@RECIPE
+@LIST_RECIPES
+def train(config_file, print_config, resume, list_models, recipe, list_recipes, **kw) -> None:
     """Train a tagger on crops streamed from the store."""
     experiment_given = given_settings(ExperimentConfig, kw)
     options_given = given_settings(RunOptions, kw)
+    if list_recipes:
+        echo_recipes()
+        return
     if list_models:
         from fat.models import list_models as names
         from fat.models.registry import model_entry
@@ -44,8 +76,8 @@ def train(config_file, print_config, resume, list_models, **kw) -> None:
     if resume:
         from fat.train.loop import resume_settings
 
-        if config_file is not None:
-            raise FatError("--resume uses the run's saved settings; drop --config")
+        if config_file is not None or recipe is not None:
+            raise FatError("--resume uses the run's saved settings; drop --config and --recipe")
         if "out" not in options_given:
             raise FatError("--resume needs --out, the run to continue")
         experiment, options = resume_settings(options_given["out"], experiment_given, options_given)
@@ -55,7 +87,8 @@ def train(config_file, print_config, resume, list_models, **kw) -> None:
             saved_experiment, saved_options = run_settings(
                 read_settings_file(config_file), str(config_file)
             )
-        experiment = ExperimentConfig.from_dict({**saved_experiment, **experiment_given})
+        named = recipe_settings(recipe)
+        experiment = ExperimentConfig.from_dict({**named, **saved_experiment, **experiment_given})
         options = RunOptions.from_dict({**saved_options, **options_given})
     if print_config:
         settings = {"experiment": experiment.to_dict(), "options": options.to_dict()}

@@ -12,11 +12,12 @@ from fat.analysis.report import write_report
 from fat.core.errors import FatError
 from fat.core.files import atomic_write
 from fat.core.layout import SAMPLE_SUBMISSION, SPLITS
+from fat.core.submission import write_submission
 from fat.demo.data import write_demo_dataset
 from fat.demo.settings import DemoConfig
 from fat.featurize.run import featurize_split
 from fat.featurize.settings import FeaturizeOptions
-from fat.predict.scoring import evaluate_run, open_run_split, predict_split, write_submission
+from fat.predict.scoring import evaluate_run, open_run_split, predict_split
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import load_trained_model
 from fat.runs.directory import RunDirectory
@@ -40,6 +41,8 @@ def demo_experiment(cfg: DemoConfig) -> ExperimentConfig:
         lr=3e-3,
         schedule="onecycle",
         mixup=0.4,
+        time_masks=0,
+        freq_masks=0,
         train_splits=("curated", "noisy"),
         seed=0,
     )

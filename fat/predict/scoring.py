@@ -1,7 +1,6 @@
 """A trained run applied to store splits: Kaggle submissions, frame-level outputs, evaluation
 against labels, and the noisy clips whose labels a run agrees with."""
 
-import csv
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +11,6 @@ from tqdm import tqdm
 from fat.core.device import torch_device
 from fat.core.errors import FatError
 from fat.core.evaluation import Evaluation, evaluate_scores
-from fat.core.files import atomic_write
 from fat.core.holdout import holdout_mask
 from fat.core.ids import write_clip_list
 from fat.core.metrics import per_sample_lwlrap
@@ -112,15 +110,6 @@ def predict_frames(
     return out
 
 
-def write_submission(path: Path, clip_ids: list[str], vocabulary, probs: np.ndarray) -> None:
-    """Kaggle's format: `fname` and the classes in vocabulary order, one row per clip."""
-    with atomic_write(Path(path), newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["fname", *vocabulary])
-        for clip_id, row in zip(clip_ids, probs, strict=True):
-            writer.writerow([clip_id, *(f"{p:.6f}" for p in row)])
-
-
 def validation_clips(trained: TrainedModel, split: Split) -> np.ndarray:
     """The clips `split` held out for validation in the run: the ids the run saved (so clips
     added to the store since do not change it), or for a run without them the same rule."""
@@ -141,6 +130,8 @@ def validation_clips(trained: TrainedModel, split: Split) -> np.ndarray:
         trained.experiment.val_fraction,
         trained.experiment.seed,
         splits.index(split.name),
+        trained.experiment.folds,
+        trained.experiment.fold,
     )
     return np.flatnonzero(held)
 

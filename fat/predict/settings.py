@@ -11,7 +11,7 @@ class PredictConfig(Settings):
     KIND = "prediction settings"
 
     checkpoint: str = setting(
-        "best", "Which checkpoint of the run.", choices=("best", "last", "swa")
+        "best", "Which checkpoint of the run.", choices=("best", "last", "swa", "ema")
     )
     tta: str = setting(
         "mean", "How a clip's sliding windows are combined.", choices=("mean", "max")

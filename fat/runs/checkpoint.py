@@ -22,7 +22,8 @@ from fat.runs.settings import ExperimentConfig
 from fat.store.normalize import Normalizer
 
 FORMAT = 2  # 2: "experiment" apart from the run options (1 held both as "config")
-KINDS = ("best", "last", "swa")
+KINDS = ("best", "last", "swa", "ema")
+SNAPSHOT = "snapshot-"  # + epoch: the end of a cosine-restarts cycle
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -84,13 +85,19 @@ class TrainedModel:
 
 
 def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
-    """A run's `kind` (best, last or swa) checkpoint as a model in eval mode on the CPU."""
-    if kind not in KINDS:
-        raise FatError(f"checkpoint must be one of {', '.join(KINDS)}, got {kind!r}")
+    """A run's `kind` (best, last, swa or ema) checkpoint as a model in eval mode on the CPU."""
+    if kind not in KINDS and not (kind.startswith(SNAPSHOT) and kind[len(SNAPSHOT) :].isdigit()):
+        raise FatError(
+            f"checkpoint must be one of {', '.join(KINDS)} or {SNAPSHOT}<epoch>, got {kind!r}"
+        )
     run = RunDirectory(run_dir)
     path = run.checkpoint(kind)
     if not path.exists() and kind == "swa":
         raise FatError(f"{path}: run has no SWA checkpoint (train with --swa-start)")
+    if not path.exists() and kind.startswith(SNAPSHOT):
+        raise FatError(f"{path}: no such snapshot (`fat train --schedule cosine-restarts`)")
+    if not path.exists() and kind == "ema":
+        raise FatError(f"{path}: run has no EMA checkpoint (train with --ema DECAY)")
     state = load_checkpoint(path)
     experiment = ExperimentConfig.from_dict(state["experiment"])
     feature_config = LogMelConfig.from_dict(state["feature_config"])

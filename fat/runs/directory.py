@@ -8,7 +8,7 @@
     steps.csv            every `log_every` steps: StepRecord's fields, then grad_norm:<group>
     val_per_class.csv    per epoch, subset and class: validation lwlrap and class weight
     noisy_clips.txt      the noisy clip ids the run trains on, when it was given a list
-    checkpoints/         best.pt, last.pt, swa.pt (format: fat.runs.checkpoint)
+    checkpoints/         best.pt, last.pt, swa.pt, ema.pt (format: fat.runs.checkpoint)
     eval/<split>/        from `fat evaluate`: summary.json, per_class.csv (one row per class)
     tensorboard/         the metrics as TensorBoard events, when tensorboard is installed
 
@@ -43,6 +43,7 @@ METRICS = "metrics.csv"
 STEPS = "steps.csv"
 VAL_PER_CLASS = "val_per_class.csv"
 NOISY_CLIPS = "noisy_clips.txt"
+NOISY_TARGETS = "noisy_targets.csv"
 CHECKPOINTS = "checkpoints"
 EVAL = "eval"
 EVAL_SUMMARY = "summary.json"
@@ -71,6 +72,7 @@ class EpochRecord:
     val_lwlrap_curated: float | str
     val_lwlrap_noisy: float | str
     swa_val_lwlrap: float | str
+    ema_val_lwlrap: float | str
     samples_per_s: float
     data_wait_frac: float
     epoch_seconds: float
@@ -231,6 +233,11 @@ class RunDirectory:
     def has_checkpoint(self) -> bool:
         return self.checkpoint("last").exists()
 
+    def snapshots(self) -> list[str]:
+        """The checkpoint kinds of the run's cosine-restart snapshots, in epoch order."""
+        found = [p.stem for p in (self.path / CHECKPOINTS).glob("snapshot-*.pt")]
+        return sorted((k for k in found if k[9:].isdigit()), key=lambda k: int(k[9:]))
+
     def write_settings(self, experiment: dict[str, Any], options: dict[str, Any]) -> None:
         write_json(self.path / CONFIG, {"experiment": experiment, "options": options})
 
@@ -269,6 +276,10 @@ class RunDirectory:
     @property
     def noisy_clips_file(self) -> Path:
         return self.path / NOISY_CLIPS
+
+    @property
+    def noisy_targets_file(self) -> Path:
+        return self.path / NOISY_TARGETS
 
     def logs(self, groups: Sequence[str], start_epoch: int, step: int, enabled: bool) -> RunLogs:
         return RunLogs(self, groups, start_epoch, step, enabled)

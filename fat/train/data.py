@@ -48,6 +48,12 @@ class TrainingSplit:
     split: Split
     train: np.ndarray  # clip indices that train
     val: np.ndarray  # clip indices held out
+    targets: np.ndarray | None = None  # (clips, classes) soft targets instead of the labels
+
+    def targets_of(self, clips: np.ndarray) -> np.ndarray:
+        """What the clips train towards: their soft targets when the run has them, else labels."""
+        source = self.split.labels if self.targets is None else self.targets
+        return source[clips].astype(np.float32)
 
     @property
     def where(self) -> str:
@@ -116,11 +122,17 @@ def load_training_data(
     noisy_clips: list[str] | None = None,
     saved: dict[str, dict] | None = None,
     saved_normalizer: Normalizer | None = None,
+    folds: int = 0,
+    fold: int = 0,
+    noisy_targets: tuple[list[str], tuple[str, ...], np.ndarray] | None = None,
 ) -> TrainingData:
     """The named splits of the store with their hold-out. Splits go into RAM smallest first
     while they fit `memory_budget_bytes` together; the others stream from disk, and none is
     loaded part-way. `saved` (a resumed run's `assignments()`) and `saved_normalizer`: reuse
-    them, after checking that each split is still the one the run started on."""
+    them, after checking that each split is still the one the run started on. `folds`/`fold`:
+    the first split's fold `fold` validates instead (`fat.core.holdout.holdout_mask`).
+    `noisy_targets` (clip ids, vocabulary, values; `read_submission`): the noisy split's
+    soft targets, one row for each of its clips."""
     store = open_store(store_path, "r")
     try:
         raw = [_trainable_split(store, store_path, name) for name in names]
@@ -146,13 +158,16 @@ def load_training_data(
             if saved is not None:
                 train, val = _saved_assignment(split, saved, store_path)
             else:
-                held = holdout_mask(split.labels, val_fraction, seed, position)
+                held = holdout_mask(split.labels, val_fraction, seed, position, folds, fold)
                 keep = ~held & (split.labels.sum(axis=1) > 0)
                 if split.name == "noisy" and noisy_clips is not None:
                     keep &= _chosen(split, noisy_clips)
                 train, val = np.flatnonzero(keep), np.flatnonzero(held)
             loaded = split.load() if split.name in in_ram else split
-            splits.append(TrainingSplit(split.name, loaded, train, val))
+            targets = None
+            if split.name == "noisy" and noisy_targets is not None:
+                targets = _aligned_targets(split, noisy_targets)
+            splits.append(TrainingSplit(split.name, loaded, train, val, targets))
     except BaseException:
         store.close()
         raise
@@ -164,6 +179,23 @@ def load_training_data(
         data.close()
         raise FatError("no clips left to train on after the validation hold-out")
     return data
+
+
+def _aligned_targets(split: Split, given: tuple[list[str], tuple[str, ...], np.ndarray]):
+    """The given soft targets in the split's clip order; FatError naming what does not fit."""
+    ids, vocabulary, values = given
+    if tuple(vocabulary) != tuple(split.vocabulary):
+        raise FatError("noisy targets: their classes are not the store's vocabulary, in order")
+    row = {clip_id: k for k, clip_id in enumerate(ids)}
+    missing = [c for c in split.clip_ids if c not in row]
+    if missing:
+        raise FatError(
+            f"noisy targets: {len(missing)} noisy clips have none (e.g. {missing[0]!r}); make "
+            "them for the whole noisy split (`fat pseudo-label`)"
+        )
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        raise FatError("noisy targets: values must be probabilities in [0, 1]")
+    return values[[row[c] for c in split.clip_ids]].astype(np.float32)
 
 
 def _trainable_split(store: FeatureStore, store_path: Path | str, name: str) -> Split:
@@ -212,6 +244,18 @@ def _chosen(split: Split, clip_ids: list[str]) -> np.ndarray:
     return chosen
 
 
+def class_balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Sampling probabilities of clips (rows of `labels`) under which every class present is
+    drawn about equally often: each clip weighs the sum of 1 / (clips of the class) over its
+    labels."""
+    labels = np.asarray(labels, np.float64) > 0
+    counts = labels.sum(axis=0)
+    weights = labels @ np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+    if weights.sum() <= 0:
+        raise FatError("balanced sampling: no training clip carries a label")
+    return weights / weights.sum()
+
+
 @dataclass(frozen=True)
 class CropPlan:
     """One epoch's samples in order: which split, which clip, where the crop starts."""
@@ -238,17 +282,25 @@ def crop_plan(
     crop_frames: int,
     steps: int = 0,
     split_weights: dict[str, float] | None = None,
+    sampler: str = "shuffle",
 ) -> CropPlan:
     """The samples of `epoch` (1-based). Without weights: every training clip once, shuffled,
     the last partial batch dropped (BatchNorm dislikes tiny batches). With weights: each sample
-    picks its split by weight, then walks that split's shuffled clips (reshuffled on wrap)."""
+    picks its split by weight, then walks that split's shuffled clips (reshuffled on wrap).
+    `sampler="balanced"`: clips drawn with replacement, each with the weight of its labels'
+    rarity (the sum of 1 / clips per class), so every class is drawn about equally often."""
     rng = np.random.default_rng([seed, epoch])
     trains = [s.train for s in data.splits]
     pool_split = np.concatenate([np.full(len(t), i) for i, t in enumerate(trains)])
     pool_clip = np.concatenate(trains)
     # Without a step count, whole batches of distinct clips (a partial last batch is dropped).
     n = steps * batch_size if steps else len(pool_clip) // batch_size * batch_size
-    if not split_weights:
+    balanced = sampler == "balanced"
+    if balanced and not split_weights:
+        labels = np.concatenate([s.split.labels[s.train] for s in data.splits])
+        order = rng.choice(len(pool_clip), size=n, p=class_balanced_weights(labels))
+        split, clip = pool_split[order], pool_clip[order]
+    elif not split_weights:
         passes = [rng.permutation(len(pool_clip)) for _ in range(-(-n // len(pool_clip)))]
         order = np.concatenate(passes or [np.zeros(0, np.int64)])[:n]
         split, clip = pool_split[order], pool_clip[order]
@@ -261,7 +313,10 @@ def crop_plan(
         clip = np.empty(n, np.int64)
         for i, members in enumerate(trains):
             picks = np.flatnonzero(split == i)
-            if len(picks):
+            if len(picks) and balanced:
+                p = class_balanced_weights(data.splits[i].split.labels[members])
+                clip[picks] = rng.choice(members, size=len(picks), p=p)
+            elif len(picks):
                 reps = -(-len(picks) // len(members))
                 walk = np.concatenate([rng.permutation(members) for _ in range(reps)])
                 clip[picks] = walk[: len(picks)]

@@ -53,6 +53,7 @@ class CropBatchSource:
             e.crop_frames,
             e.steps_per_epoch * self.world,
             e.split_weights,
+            e.sampler,
         )
 
     def n_batches(self, epoch: int) -> int:
@@ -70,7 +71,7 @@ class CropBatchSource:
         if (split == split[0]).all():  # one split: its gather is the batch, no copy
             s = splits[int(split[0])]
             x, own = gather_crops(s.split, clip, start, crop, prefetch)
-            return x, s.split.labels[clip].astype(np.float32), split.astype(np.int32), own
+            return x, s.targets_of(clip), split.astype(np.int32), own
         first = splits[0].split
         x = np.empty((len(clip), crop, first.feature_config.n_mels), first.feature_config.dtype)
         y = np.empty((len(clip), len(first.vocabulary)), np.float32)
@@ -79,7 +80,7 @@ class CropBatchSource:
             rows = np.flatnonzero(split == i)
             s = splits[i]
             x[rows], own[rows] = gather_crops(s.split, clip[rows], start[rows], crop, prefetch)
-            y[rows] = s.split.labels[clip[rows]]
+            y[rows] = s.targets_of(clip[rows])
         return x, y, split.astype(np.int32), own
 
     def batch(self, epoch: int, i: int) -> tuple[np.ndarray, ...]:
@@ -269,7 +270,7 @@ class ResidentLoader(Loader):
                 torch.from_numpy(s.split.gather_rows(slice(None))).to(device),
                 torch.from_numpy(s.split.offsets).to(device),
                 torch.from_numpy(s.split.lengths).to(device),
-                torch.from_numpy(s.split.labels.astype(np.float32)).to(device),
+                torch.from_numpy(s.targets_of(np.arange(len(s.split)))).to(device),
             )
             for s in source.data.splits
         ]

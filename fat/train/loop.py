@@ -27,9 +27,11 @@ from fat.core.device import torch_device
 from fat.core.errors import FatError
 from fat.core.evaluation import evaluate_scores
 from fat.core.ids import read_clip_list
+from fat.core.submission import read_submission, write_submission
 from fat.models import TaggingModel, create_model
 from fat.predict.inference import ModelInput, score_clips
 from fat.runs.checkpoint import (
+    SNAPSHOT,
     load_checkpoint,
     load_trained_model,
     run_identity,
@@ -38,7 +40,7 @@ from fat.runs.checkpoint import (
 from fat.runs.directory import CHECKPOINTS, EpochRecord, RunDirectory, RunLogs, StepRecord
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store.normalize import Normalizer
-from fat.train.augment import mask_spans, mixup, step_generator
+from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
 from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.loaders import CropBatchSource, Loader, make_loader
 from fat.train.losses import lsoft_targets
@@ -53,6 +55,7 @@ class RunSummary:
     best_lwlrap: float
     last_lwlrap: float = math.nan
     swa_lwlrap: float | None = None
+    ema_lwlrap: float | None = None
     samples_per_s: float = 0.0
     data_wait_frac: float = 0.0
 
@@ -108,6 +111,7 @@ class TrainingRun:
     net: torch.nn.Module  # the model, wrapped for DDP when there are several ranks
     optimizer: torch.optim.Optimizer
     swa: torch.optim.swa_utils.AveragedModel | None
+    ema: torch.optim.swa_utils.AveragedModel | None
     inputs: ModelInput  # raw crops -> the model's input on the device
     identity: dict
     logs: RunLogs
@@ -178,6 +182,7 @@ def set_up(
     """Data, model, optimizer and loader of the run, and where it stands; the parts that
     hold files or processes are closed by `open_parts`."""
     noisy_clips = noisy_clip_list(experiment, run, resume)
+    noisy_targets = noisy_target_values(experiment, run, resume)
     saved = run.read_inputs() if resume else {}
     budget, budget_rule = memory_budget(options.memory_budget_gb, options.workers)
     data = open_parts.enter_context(
@@ -190,6 +195,9 @@ def set_up(
             noisy_clips,
             saved=saved.get("splits"),
             saved_normalizer=saved_normalizer(saved),
+            folds=experiment.folds,
+            fold=experiment.fold,
+            noisy_targets=noisy_targets,
         )
     )
     if experiment.batch_size > data.n_train and not experiment.split_weights:
@@ -210,7 +218,14 @@ def set_up(
     opt_cls = torch.optim.AdamW if experiment.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=experiment.lr, weight_decay=experiment.weight_decay)
     swa = torch.optim.swa_utils.AveragedModel(model) if experiment.swa_start else None
-    progress = restore(run, experiment, model, optimizer, swa, device) if resume else Progress()
+    ema = None
+    if experiment.ema:
+        decay = torch.optim.swa_utils.get_ema_multi_avg_fn(experiment.ema)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=decay, use_buffers=True)
+    averages = {"swa_model": swa, "ema_model": ema}
+    progress = Progress()
+    if resume:
+        progress = restore(run, experiment, model, optimizer, averages, device)
     if ranks.lead:
         run.write_settings(experiment.to_dict(), options.to_dict())
         run.write_inputs(
@@ -226,6 +241,8 @@ def set_up(
             )
         if noisy_clips is not None and not resume:
             run.save_noisy_clips(noisy_clips, experiment.noisy_clips)
+        if noisy_targets is not None and not resume:
+            write_submission(run.noisy_targets_file, *noisy_targets)
     source = CropBatchSource(data, experiment, progress.epoch + 1, ranks.rank, ranks.world)
     steps_per_epoch = source.n_batches(progress.epoch + 1)
     if steps_per_epoch == 0:
@@ -252,6 +269,7 @@ def set_up(
         net=torch.nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model,
         optimizer=optimizer,
         swa=swa,
+        ema=ema,
         inputs=ModelInput(data.normalizer, device, experiment.pad),
         identity=run_identity(experiment, first.feature_config, first.vocabulary, data.normalizer),
         logs=logs,
@@ -353,6 +371,16 @@ def start_process(device_name: str, ranks: Ranks) -> torch.device:
     return device
 
 
+def noisy_target_values(experiment: ExperimentConfig, run: RunDirectory, resume: bool):
+    """The noisy split's soft targets (ids, vocabulary, values), from the given file at the
+    start and from the run's copy when resuming; None when the run has none."""
+    if not experiment.noisy_targets:
+        return None
+    if "noisy" not in experiment.train_splits:
+        raise FatError("--noisy-targets: the run does not train on the noisy split")
+    return read_submission(run.noisy_targets_file if resume else Path(experiment.noisy_targets))
+
+
 def noisy_clip_list(
     experiment: ExperimentConfig, run: RunDirectory, resume: bool
 ) -> list[str] | None:
@@ -376,16 +404,17 @@ def restore(
     experiment: ExperimentConfig,
     model: TaggingModel,
     optimizer: torch.optim.Optimizer,
-    swa: torch.optim.swa_utils.AveragedModel | None,
+    averages: dict[str, torch.optim.swa_utils.AveragedModel | None],
     device: torch.device,
 ) -> Progress:
-    """Model, optimizer, SWA average and random state exactly as last.pt left them."""
+    """Model, optimizer, SWA and EMA averages and random state exactly as last.pt left them."""
     state = load_checkpoint(run.checkpoint("last"))
     ExperimentConfig.from_dict(state["experiment"]).check_resumable_as(experiment)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    if swa is not None and state.get("swa_model") is not None:
-        swa.load_state_dict(state["swa_model"])
+    for key, average in averages.items():
+        if average is not None and state.get(key) is not None:
+            average.load_state_dict(state[key])
     torch.set_rng_state(state["torch_rng"])
     if device.type == "cuda" and state.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(state["cuda_rng"], device)  # dropout draws on the GPU
@@ -423,10 +452,11 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
         y = y.to(device, non_blocking=True).float()
         noisy = (split_ids.to(device) == noisy_index).float()
         gen = step_generator(e.seed, epoch, i, tr.ranks.rank)
+        x = resized_crop(x, e.crop_scale, gen)
         x = mask_spans(x, 2, e.time_masks, e.time_mask_frames, gen)
         x = mask_spans(x, 1, e.freq_masks, e.freq_mask_bins, gen)
         if e.mixup > 0:
-            x, y, partner, lam = mixup(x, y, e.mixup, gen)
+            x, y, partner, lam = MIXER_FUNCTIONS[e.mixer](x, y, e.mixup, gen)
             noisy = lam * noisy + (1 - lam) * noisy[partner]
         # bf16 autocast on CUDA only: a CPU without native bf16 runs it far slower.
         with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
@@ -439,6 +469,8 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
         if e.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), e.grad_clip)
         tr.optimizer.step()
+        if tr.ema is not None:
+            tr.ema.update_parameters(model)
         step += 1
         seen += x.shape[0]
         loss_sum += loss.detach()
@@ -500,13 +532,13 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
     if not tr.ranks.lead:
         return RunSummary(tr.run.path, epoch, best_epoch=0, best_lwlrap=math.nan)
 
-    swa_lwlrap = None
+    swa_lwlrap = ema_lwlrap = None
     if tr.swa is not None and epoch >= tr.experiment.swa_start:
         tr.swa.update_parameters(tr.model)
         update_swa_batchnorm(tr.swa, tr.source, tr.inputs, epoch)
-        swa_scores = validation_scores(tr.swa.module, tr.data, tr.experiment.crop_frames, tr.device)
-        finite = swa_scores and all(np.isfinite(s).all() for _, s in swa_scores.values())
-        swa_lwlrap = evaluate_scores(swa_scores, vocabulary).lwlrap if finite else math.nan
+        swa_lwlrap = averaged_lwlrap(tr, tr.swa.module)
+    if tr.ema is not None:  # its batch-norm statistics are averaged with the weights
+        ema_lwlrap = averaged_lwlrap(tr, tr.ema.module)
     val = validation.lwlrap if validation else math.nan
     parts = validation.subsets if validation else {}
     record = EpochRecord(
@@ -519,6 +551,7 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
         val_lwlrap_curated=parts["curated"].overall if "curated" in parts else "",
         val_lwlrap_noisy=parts["noisy"].overall if "noisy" in parts else "",
         swa_val_lwlrap="" if swa_lwlrap is None else swa_lwlrap,
+        ema_val_lwlrap="" if ema_lwlrap is None else ema_lwlrap,
         samples_per_s=stats.samples_per_s,
         data_wait_frac=stats.data_wait_frac,
         epoch_seconds=stats.seconds,
@@ -529,12 +562,14 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
     if math.isnan(val) or val > progress.best_lwlrap:
         progress.best_lwlrap = progress.best_lwlrap if math.isnan(val) else val
         progress.best_epoch = epoch
-    save_checkpoints(tr, epoch, progress, val, swa_lwlrap, best=progress.best_epoch == epoch)
+    averaged = {"swa": swa_lwlrap, "ema": ema_lwlrap}
+    save_checkpoints(tr, epoch, progress, val, averaged, best=progress.best_epoch == epoch)
     if not tr.options.quiet:
         tqdm.write(
             f"epoch {epoch}/{tr.experiment.epochs}: train loss {stats.train_loss:.4f}, "
             f"val loss {record.val_loss:.4f}, val lwlrap {val:.4f}"
             + (f", swa {swa_lwlrap:.4f}" if swa_lwlrap is not None else "")
+            + (f", ema {ema_lwlrap:.4f}" if ema_lwlrap is not None else "")
             + f", {stats.samples_per_s:.0f} samples/s, data wait {stats.data_wait_frac:.1%}"
         )
     return RunSummary(
@@ -544,6 +579,7 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
         progress.best_lwlrap,
         last_lwlrap=val,
         swa_lwlrap=swa_lwlrap,
+        ema_lwlrap=ema_lwlrap,
         samples_per_s=stats.samples_per_s,
         data_wait_frac=stats.data_wait_frac,
     )
@@ -554,17 +590,25 @@ def save_checkpoints(
     epoch: int,
     progress: Progress,
     val: float,
-    swa_lwlrap: float | None,
+    averaged: dict[str, float | None],
     best: bool,
 ) -> None:
+    """best.pt when this epoch is the best, snapshot-<epoch>.pt at the end of each cosine
+    restart cycle, swa.pt and ema.pt when those averages were validated (`averaged`: their
+    lwlrap, None when not), then last.pt."""
     base = {**tr.identity, "epoch": epoch, "step": progress.step}
     if best:
         save_checkpoint(
             tr.run.checkpoint("best"), {**base, "model": tr.model.state_dict(), "val_lwlrap": val}
         )
-    if swa_lwlrap is not None:
-        state = {**base, "model": tr.swa.module.state_dict(), "val_lwlrap": swa_lwlrap}
-        save_checkpoint(tr.run.checkpoint("swa"), state)
+    e = tr.experiment
+    if e.schedule == "cosine-restarts" and epoch % int(e.cycle_epochs) == 0:  # a cycle's end
+        snapshot = {**base, "model": tr.model.state_dict(), "val_lwlrap": val}
+        save_checkpoint(tr.run.checkpoint(f"{SNAPSHOT}{epoch}"), snapshot)
+    for kind, average in (("swa", tr.swa), ("ema", tr.ema)):
+        if averaged.get(kind) is not None:
+            state = {**base, "model": average.module.state_dict(), "val_lwlrap": averaged[kind]}
+            save_checkpoint(tr.run.checkpoint(kind), state)
     # last.pt goes last: once it names this epoch, every file above is complete.
     cuda = tr.device.type == "cuda"
     save_checkpoint(
@@ -574,6 +618,7 @@ def save_checkpoints(
             "model": tr.model.state_dict(),
             "optimizer": tr.optimizer.state_dict(),
             "swa_model": tr.swa.state_dict() if tr.swa is not None else None,
+            "ema_model": tr.ema.state_dict() if tr.ema is not None else None,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(tr.device) if cuda else None,
             "best_lwlrap": progress.best_lwlrap,
@@ -581,6 +626,14 @@ def save_checkpoints(
             "val_lwlrap": val,
         },
     )
+
+
+def averaged_lwlrap(tr: TrainingRun, model: torch.nn.Module) -> float:
+    """Validation lwlrap of an averaged model (SWA, EMA); NaN when its scores are not finite."""
+    scores = validation_scores(model, tr.data, tr.experiment.crop_frames, tr.device)
+    finite = scores and all(np.isfinite(s).all() for _, s in scores.values())
+    vocabulary = tr.data.splits[0].split.vocabulary
+    return evaluate_scores(scores, vocabulary).lwlrap if finite else math.nan
 
 
 def validation_scores(

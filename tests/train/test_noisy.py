@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from fat.cli import main
+from fat.core.errors import FatError
 from fat.core.ids import read_clip_list
 from fat.runs.checkpoint import load_trained_model
 from fat.runs.directory import RunDirectory
@@ -105,3 +106,40 @@ def test_bad_noisy_clip_list_names_the_line(two_split_store, tmp_path):
     args = tiny_train_args(two_split_store, tmp_path / "r", train_splits="curated,noisy")
     result = CliRunner().invoke(main, [*args, "--noisy-clips", str(bad)])
     assert result.exit_code == 1 and f"{bad}:2:" in result.output
+
+
+def test_pseudo_labels_from_a_teacher_train_the_noisy_clips(two_split_store, tmp_path):
+    from fat.core.submission import read_submission, write_submission
+    from fat.predict.ensemble import Source, predict_ensemble
+    from fat.predict.pseudo_labels import sharpen
+
+    teacher = tmp_path / "teacher"
+    train(*tiny_run(two_split_store, teacher, epochs=1, train_splits=("curated",)))
+    targets = tmp_path / "targets.csv"
+    args = [str(teacher), "--temperature", "0.5", "--blend", "0.25", "--out", str(targets)]
+    done = CliRunner().invoke(main, ["pseudo-label", *args, "--quiet"])
+    assert done.exit_code == 0 and "soft targets for 80 noisy clips" in done.output, done.output
+    ids, vocabulary, values = read_submission(targets)
+    teacher_probs = predict_ensemble([Source.parse(str(teacher), "best")], "noisy")
+    expected = 0.25 * teacher_probs.labels + 0.75 * sharpen(teacher_probs.probs, 0.5)
+    assert ids == teacher_probs.clip_ids and np.allclose(values, expected, atol=2e-6)
+    p = np.array([0.2, 0.5, 0.9])
+    assert np.allclose(sharpen(p, 1.0), p)
+    assert (np.abs(sharpen(p, 0.5) - 0.5) >= np.abs(p - 0.5)).all()
+
+    # The student trains its noisy clips towards the file's rows, curated ones to their labels.
+    data = load_training_data(
+        two_split_store, ("curated", "noisy"), 0.0, 0, GiB, noisy_targets=(ids, vocabulary, values)
+    )
+    noisy = data.splits[1]
+    row = {c: k for k, c in enumerate(ids)}
+    want = values[[row[c] for c in noisy.split.clip_ids[:5]]]
+    assert np.allclose(noisy.targets_of(np.arange(5)), want, atol=1e-6)
+    assert np.array_equal(data.splits[0].targets_of(np.arange(3)), data.splits[0].split.labels[:3])
+    student = tmp_path / "student"
+    changes = dict(epochs=1, train_splits=("curated", "noisy"), noisy_targets=str(targets))
+    train(*tiny_run(two_split_store, student, **changes))
+    assert read_submission(RunDirectory(student).noisy_targets_file)[0] == ids  # its own copy
+    write_submission(targets, ids[:-1], vocabulary, values[:-1])  # one clip short
+    with pytest.raises(FatError, match="1 noisy clips have none"):
+        train(*tiny_run(two_split_store, tmp_path / "short", **changes))

@@ -21,8 +21,16 @@ from fat.runs.checkpoint import load_checkpoint, load_trained_model
 from fat.runs.directory import RunDirectory
 from fat.runs.settings import ExperimentConfig
 from fat.store.crops import gather_crops
-from fat.train.augment import mask_spans, mixup, step_generator
-from fat.train.data import crop_plan, load_training_data
+from fat.train.augment import (
+    MIXERS,
+    concat,
+    mask_spans,
+    mixup,
+    resized_crop,
+    specmix,
+    step_generator,
+)
+from fat.train.data import class_balanced_weights, crop_plan, load_training_data
 from fat.train.loaders import CropBatchSource, DaliLoader, TorchLoader
 from fat.train.loop import train
 from fat.train.schedule import lr_at
@@ -59,6 +67,29 @@ def test_crop_plan_covers_each_clip_once_and_repeats_by_seed(tiny_store):
     other = crop_plan(data, epoch=2, seed=5, batch_size=4, crop_frames=32)
     assert np.array_equal(plan.clip, again.clip) and np.array_equal(plan.start, again.start)
     assert not np.array_equal(plan.clip, other.clip)
+
+
+def test_balanced_sampling_draws_every_class_about_equally_often():
+    rng = np.random.default_rng(0)
+    labels = np.zeros((300, 6))
+    labels[np.arange(300), rng.choice(6, 300, p=[0.5, 0.25, 0.1, 0.08, 0.05, 0.02])] = 1
+    labels[:30, 5] = 1  # some clips carry a rare class as a second label
+    p = class_balanced_weights(labels)
+    assert p.sum() == pytest.approx(1) and (p > 0).all()
+    drawn = labels[rng.choice(300, 60_000, p=p)].sum(axis=0)
+    assert drawn.max() / drawn.min() < 1.6  # against 0.5 / 0.02 = 25x for uniform draws
+    with pytest.raises(FatError, match="no training clip carries a label"):
+        class_balanced_weights(np.zeros((4, 3)))
+
+
+def test_a_balanced_plan_is_seeded_and_draws_only_training_clips(tiny_store):
+    data = load_training_data(tiny_store, ("curated",), 0.2, 0, GiB)
+    plan = crop_plan(data, 1, seed=5, batch_size=4, crop_frames=32, sampler="balanced")
+    again = crop_plan(data, 1, seed=5, batch_size=4, crop_frames=32, sampler="balanced")
+    assert plan.n_batches == len(data.splits[0].train) // 4
+    assert set(plan.clip.tolist()) <= set(data.splits[0].train.tolist())
+    assert np.array_equal(plan.clip, again.clip) and np.array_equal(plan.start, again.start)
+    assert len(set(plan.clip.tolist())) < len(plan.clip)  # with replacement
 
 
 def test_short_clips_wrap_or_zero_pad(tiny_store):
@@ -137,12 +168,53 @@ def test_masks_and_mixup_mechanics():
     assert torch.allclose(ymix.sum(1), torch.ones(6))
 
 
+def test_concat_and_specmix_mechanics():
+    a = torch.arange(6.0)[:, None, None].expand(6, 16, 40).clone()  # sample i is all i
+    labels = torch.eye(6, 80)
+    for step in range(5):
+        mixed, y, partner, lam = concat(a, labels, 0.4, step_generator(0, 1, step))
+        cut = round(lam * 40)
+        assert torch.equal(mixed[:, :, :cut], a[:, :, :cut])
+        assert torch.equal(mixed[:, :, cut:], a[partner][:, :, cut:])
+        assert torch.equal(y, torch.maximum(labels, labels[partner]))  # both sounds are there
+        mixed, y, partner, share = specmix(a, labels, 0.4, step_generator(0, 2, step))
+        own = (mixed == a).float().mean(dim=(1, 2))
+        moved = partner != torch.arange(6)
+        assert torch.allclose(own[moved], torch.full((int(moved.sum()),), share))
+        assert torch.allclose(y, share * labels + (1 - share) * labels[partner])
+    assert tuple(ExperimentConfig.__dataclass_fields__["mixer"].metadata["choices"]) == MIXERS
+
+
+def test_resized_crops_zoom_into_a_window_of_each_crop():
+    ramp = torch.linspace(0, 1, 64)[None, None, :].expand(8, 16, 64).contiguous()  # time ramp
+    assert resized_crop(ramp, 1.0, step_generator(0)) is ramp
+    out = resized_crop(ramp, 0.5, step_generator(0))
+    again = resized_crop(ramp, 0.5, step_generator(0))
+    assert out.shape == ramp.shape and torch.equal(out, again)
+    inside = out[:, :, 2:-2]  # away from the border, where bilinear sampling clamps
+    assert (inside.diff(dim=2) >= -1e-6).all()  # still a ramp in time, in order
+    spans = inside[:, 0, -1] - inside[:, 0, 0]
+    assert (spans < 0.94 * (ramp[0, 0, -3] - ramp[0, 0, 2])).any()  # some were zoomed in
+    assert (spans > 0.4 * (ramp[0, 0, -3] - ramp[0, 0, 2]) * 0.9).all()  # to no less than half
+
+
+@pytest.mark.parametrize("mixer", ["concat", "specmix"])
+def test_each_mixer_and_resized_crops_train_alike_on_both_loaders(tiny_store, tmp_path, mixer):
+    losses = []
+    for loader in ("torch", "dali"):
+        out = tmp_path / loader
+        changes = dict(epochs=1, mixup=0.4, mixer=mixer, loader=loader, crop_scale=0.8)
+        train(*tiny_run(tiny_store, out, **changes))
+        losses.append([float(r["train_loss"]) for r in read_csv(out / "steps.csv")])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6) and all(map(math.isfinite, losses[0]))
+
+
 def test_schedules_stay_in_bounds():
     def lrs(schedule: str, steps: int, **kw) -> list[float]:
         e = ExperimentConfig(schedule=schedule, epochs=10, lr=1e-3, lr_min=1e-5, **kw)
         return [lr_at(e, s, 10) for s in range(steps)]  # 10 epochs of 10 steps
 
-    for name in ("constant", "cyclic", "onecycle", "cosine"):
+    for name in ("constant", "cyclic", "onecycle", "cosine", "cosine-restarts"):
         values = lrs(name, 100, cycle_epochs=2)
         assert all(1e-5 - 1e-12 <= v <= 1e-3 + 1e-12 for v in values), name
         assert max(values) == pytest.approx(1e-3, rel=0.02), name
@@ -154,6 +226,30 @@ def test_schedules_stay_in_bounds():
     assert cyc[20] == pytest.approx(1e-5)  # period 2 epochs of 10 steps
     swa = lrs("cosine", 100, swa_start=8, swa_lr=5e-4)
     assert swa[69] != 5e-4 and swa[70:] == [5e-4] * 30  # epoch 8 starts at step 70
+    restarts = lrs("cosine-restarts", 40, cycle_epochs=2)
+    assert restarts[0] == restarts[20] == pytest.approx(1e-3)  # back up at each restart
+    assert restarts[19] == restarts[39] == pytest.approx(1e-5)  # down at each cycle's end
+    with pytest.raises(FatError, match="whole cycle_epochs"):
+        ExperimentConfig(schedule="cosine-restarts", cycle_epochs=1.5)
+
+
+def test_cosine_restarts_keep_a_snapshot_per_cycle_for_an_ensemble(tiny_store, tmp_path):
+    from fat.core.submission import read_submission
+    from fat.predict.ensemble import Source
+
+    out = tmp_path / "restarts"
+    changes = dict(epochs=4, schedule="cosine-restarts", cycle_epochs=2, train_splits=("curated",))
+    train(*tiny_run(tiny_store, out, **changes))
+    assert RunDirectory(out).snapshots() == ["snapshot-2", "snapshot-4"]
+    source = Source.parse(f"{out}:snapshots", "best")
+    assert [kind for _, kind in source.members] == ["snapshot-2", "snapshot-4"]
+    submission = tmp_path / "snapshots.csv"
+    args = ["ensemble", f"{out}:snapshots", "--split", "curated", "--out", str(submission)]
+    done = CliRunner().invoke(main, [*args, "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert read_submission(submission)[2].shape == (48, 80)
+    refused = CliRunner().invoke(main, ["ensemble", f"{out}:snapshot-3", "--out", str(submission)])
+    assert refused.exit_code == 1 and "no such snapshot" in refused.output
 
 
 @pytest.mark.parametrize("loader", ["dali", "torch"])
@@ -225,6 +321,33 @@ def test_swa_checkpoint_and_column(tiny_store, tmp_path):
         )
     )
     assert differs
+
+
+def test_ema_of_the_weights_is_validated_saved_and_resumed(tiny_store, tmp_path):
+    def weights(run, kind):
+        return load_trained_model(tmp_path / run, kind).model.state_dict()
+
+    # A decay next to 0 follows the model: its average is the last step's weights.
+    train(*tiny_run(tiny_store, tmp_path / "follow", epochs=1, ema=1e-12))
+    follow, last = weights("follow", "ema"), weights("follow", "last")
+    assert all(
+        torch.allclose(a.float(), b.float())
+        for a, b in zip(follow.values(), last.values(), strict=True)
+    )
+    experiment, whole = tiny_run(tiny_store, tmp_path / "whole", epochs=3, ema=0.9, mixup=0.4)
+    summary = train(experiment, whole)
+    rows = read_csv(tmp_path / "whole" / "metrics.csv")
+    assert summary.ema_lwlrap is not None and all(float(r["ema_val_lwlrap"]) >= 0 for r in rows)
+    ema, last = weights("whole", "ema"), weights("whole", "last")
+    assert any(not torch.equal(a, b) for a, b in zip(ema.values(), last.values(), strict=True))
+    parted = whole.replace(out=str(tmp_path / "parted"))
+    train(experiment, parted, stop_after=1)
+    train(experiment, parted, resume=True)  # the average resumes with the run
+    for a, b in zip(ema.values(), weights("parted", "ema").values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    (tmp_path / "follow" / "checkpoints" / "ema.pt").unlink()  # as a run without --ema
+    with pytest.raises(FatError, match=r"no EMA checkpoint \(train with --ema DECAY\)"):
+        load_trained_model(tmp_path / "follow", "ema")
 
 
 def test_diverging_loss_stops_with_a_clear_error(tiny_store, tmp_path):
