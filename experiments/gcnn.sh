@@ -8,7 +8,8 @@ STORE=${1:-demo-out/features.zarr}
 OUT=${2:-demo-out/gcnn-study}
 FAT=${FAT:-.venv/bin/fat}
 COMMON=(--store "$STORE" --width 0.25 --epochs 20 --batch-size 16 --lr 1e-3
-        --train-splits curated,noisy --seed 0 --log-every 5 --quiet)
+        --train-splits curated,noisy --seed 0 --log-every 5 --quiet
+        --schedule constant --mixup 0 --time-masks 0 --freq-masks 0)  # the defaults of then
 for arch in gcnn_vanishing gcnn cnn; do
   rm -rf "$OUT/$arch"
   "$FAT" train "${COMMON[@]}" --arch "$arch" --out "$OUT/$arch"

@@ -8,7 +8,8 @@ OUT=${2:-demo-out/noisy-study}
 FAT=${FAT:-.venv/bin/fat}
 EPOCHS=12
 COMMON=(--store "$STORE" --arch cnn --width 0.25 --batch-size 16 --steps-per-epoch 15
-        --lr 3e-3 --schedule onecycle --mixup 0.4 --log-every 15 --quiet)
+        --lr 3e-3 --schedule onecycle --mixup 0.4 --log-every 15 --quiet
+        --time-masks 0 --freq-masks 0)
 mkdir -p "$OUT"
 for seed in 0 1 2; do
   run() { local name=$1; shift; rm -rf "$OUT/$name-s$seed"
