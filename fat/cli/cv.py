@@ -57,19 +57,25 @@ def parse_weights(text: str | None, n: int) -> list[float] | str | None:
     return weights
 
 
-@click.command()
-@click.argument("sources", nargs=-1, required=True)
-@click.option("--split", default="test", show_default=True, help="Store split to predict.")
-@click.option(
+SOURCES = click.argument("sources", nargs=-1, required=True)
+STORE = click.option(
     "--store", type=click.Path(path_type=Path), default=None, help="Default: each run's store."
 )
-@click.option(
+HOW = click.option(
     "--how",
     type=click.Choice(["mean", "gmean", "rank"]),
     default="mean",
     show_default=True,
-    help="Arithmetic mean, geometric mean, or mean of each clip's class ranks.",
+    help="How members combine: arithmetic mean, geometric mean, or mean of each clip's class "
+    "ranks.",
 )
+
+
+@click.command()
+@SOURCES
+@click.option("--split", default="test", show_default=True, help="Store split to predict.")
+@STORE
+@HOW
 @click.option(
     "--weights",
     default="equal",
@@ -103,17 +109,9 @@ def ensemble(sources, split, store, how, weights, out, quiet, **kw) -> None:
 
 
 @click.command("pseudo-label")
-@click.argument("sources", nargs=-1, required=True)
-@click.option(
-    "--store", type=click.Path(path_type=Path), default=None, help="Default: each run's store."
-)
-@click.option(
-    "--how",
-    type=click.Choice(["mean", "gmean", "rank"]),
-    default="mean",
-    show_default=True,
-    help="How the teacher's members combine.",
-)
+@SOURCES
+@STORE
+@HOW
 @click.option(
     "--temperature",
     type=float,
