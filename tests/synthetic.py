@@ -124,6 +124,24 @@ def tiny_train_args(store: Path, out: Path, **changes) -> list[str]:
     ]
 
 
+def torchrun_fat(processes: int, port: int, *fat_args: str) -> list[str]:
+    """`python -m torch.distributed.run --nproc_per_node N --master_port P -m fat ARGS`."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_port",
+        str(port),
+        "-m",
+        "fat",
+        *fat_args,
+    ]
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

@@ -32,6 +32,7 @@ from tests.synthetic import (
     synthetic_clip,
     tiny_run,
     tiny_train_args,
+    torchrun_fat,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -253,20 +254,10 @@ def test_classes_without_a_training_clip_are_named(tiny_store, tmp_path):
 @pytest.mark.slow
 def test_a_ddp_rank_that_dies_stops_the_other_with_a_clear_message(tiny_store, tmp_path):
     out = tmp_path / "ddp"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(29600 + os.getpid() % 300),
-        "-m",
-        "fat",
-        *tiny_train_args(
-            tiny_store, out, epochs=200, batch_size=4, steps_per_epoch=50, log_every=5
-        ),
-    ]
+    args = tiny_train_args(
+        tiny_store, out, epochs=200, batch_size=4, steps_per_epoch=50, log_every=5
+    )
+    command = torchrun_fat(2, 29600 + os.getpid() % 300, *args)
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

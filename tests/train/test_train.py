@@ -34,7 +34,7 @@ from fat.train.data import class_balanced_weights, crop_plan, load_training_data
 from fat.train.loaders import CropBatchSource, DaliLoader, TorchLoader
 from fat.train.loop import train
 from fat.train.schedule import lr_at
-from tests.synthetic import GiB, read_csv, tiny_run, tiny_train_args
+from tests.synthetic import GiB, read_csv, tiny_run, tiny_train_args, torchrun_fat
 
 
 def batches_per_epoch(store: Path, batch_size: int, val_fraction: float = 0.2) -> int:
@@ -452,18 +452,8 @@ def test_resume_after_the_run_and_the_store_moved(tiny_store, tmp_path):
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tiny_store, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(29500 + os.getpid() % 1000),
-        "-m",
-        "fat",
-        *tiny_train_args(tiny_store, out, epochs=1, batch_size=4, log_every=1),
-    ]
+    args = tiny_train_args(tiny_store, out, epochs=1, batch_size=4, log_every=1)
+    cmd = torchrun_fat(2, 29500 + os.getpid() % 1000, *args)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_csv(out / "metrics.csv")
