@@ -15,7 +15,7 @@ from typing import Any
 
 from fat.core.errors import FatError
 from fat.core.files import atomic_write
-from fat.runs.directory import RunDirectory, _read_json, write_json
+from fat.runs.directory import RunDirectory, read_json, write_json
 
 CV_SETTINGS = "cv.json"
 OOF = "oof.csv"
@@ -46,7 +46,7 @@ class CVDirectory:
         write_json(self.path / CV_SETTINGS, settings)
 
     def read_settings(self) -> dict[str, Any]:
-        return _read_json(self.path / CV_SETTINGS, "not a cross-validation directory?")
+        return read_json(self.path / CV_SETTINGS, "not a cross-validation directory?")
 
     def folds(self) -> list[RunDirectory]:
         """The fold runs, in order; FatError for a CV directory with a fold never started."""
@@ -69,4 +69,4 @@ class CVDirectory:
             writer.writerows(per_class)
 
     def read_summary(self) -> dict[str, Any]:
-        return _read_json(self.path / OOF_SUMMARY, "written when every fold has trained")
+        return read_json(self.path / OOF_SUMMARY, "written when every fold has trained")

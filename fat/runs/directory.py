@@ -244,7 +244,7 @@ class RunDirectory:
     def read_settings(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(experiment, options) as saved; FatError naming config.json when it is unreadable."""
         path = self.path / CONFIG
-        return run_settings(_read_json(path, "not a training run directory?"), str(path))
+        return run_settings(read_json(path, "not a training run directory?"), str(path))
 
     def write_inputs(
         self, feature_config: LogMelConfig, vocabulary, normalizer, splits: dict[str, dict]
@@ -263,7 +263,7 @@ class RunDirectory:
         )
 
     def read_inputs(self) -> dict[str, Any]:
-        return _read_json(self.path / INPUTS, "written when a run starts")
+        return read_json(self.path / INPUTS, "written when a run starts")
 
     def lock(self) -> ExclusiveLock:
         """Held by the process training this run (one at a time)."""
@@ -420,7 +420,7 @@ def load_run(run_dir: Path | str) -> RunHistory:
         raise FatError(f"{run_dir}: not a run directory")
     experiment, options = RunDirectory(run_dir).read_settings()
     name = str(options.get("name") or "") or run_dir.resolve().name
-    inputs = _read_json(run_dir / INPUTS) if (run_dir / INPUTS).exists() else {}
+    inputs = read_json(run_dir / INPUTS) if (run_dir / INPUTS).exists() else {}
     metrics = _read_csv(run_dir / METRICS, required=("epoch", "lr", "train_loss", "val_lwlrap"))
     metrics = _clean_epochs(metrics, run_dir / METRICS)
     steps = None
@@ -462,7 +462,7 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _read_json(path: Path, missing_hint: str = "") -> dict[str, Any]:
+def read_json(path: Path, missing_hint: str = "") -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
@@ -536,7 +536,7 @@ def _read_evals(eval_dir: Path) -> dict[str, EvalResult]:
         summary_path, table_path = split_dir / EVAL_SUMMARY, split_dir / EVAL_PER_CLASS
         if not summary_path.exists() and not table_path.exists():
             continue
-        summary = _read_json(summary_path) if summary_path.exists() else {}
+        summary = read_json(summary_path) if summary_path.exists() else {}
         table = None
         if table_path.exists():
             table = _read_csv(
