@@ -2,10 +2,22 @@
 registry that names them (`create_model`, `list_models`). A new model is a class in
 networks.py and one `register_model` line below."""
 
-from fat.models.networks import BaselineCNN, GatedCRNN, TaggingModel
+from fat.models.networks import (
+    BaselineCNN,
+    GatedCRNN,
+    SkipAttentionCNN,
+    TaggingModel,
+    TrainingOutputs,
+)
 from fat.models.registry import create_model, list_models, model_settings, register_model
 
 register_model("cnn", BaselineCNN, "the FAT2019 baseline CNN: 4 double-conv blocks, MLP head")
+register_model(
+    "skip_attention",
+    SkipAttentionCNN,
+    "the FAT2019 1st-place network: conv blocks with skip connections to the head, channel "
+    "and spatial attention, auxiliary heads on the skips (loss weights aux_weights)",
+)
 register_model(
     "gcnn",
     GatedCRNN,
@@ -23,4 +35,11 @@ register_model(
     prior_bias=False,
 )
 
-__all__ = ["TaggingModel", "create_model", "list_models", "model_settings", "register_model"]
+__all__ = [
+    "TaggingModel",
+    "TrainingOutputs",
+    "create_model",
+    "list_models",
+    "model_settings",
+    "register_model",
+]

@@ -2,6 +2,7 @@
 crop (B, n_mels, T) to clip logits (B, n_classes); `fat.models.registry` names them."""
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -19,8 +20,19 @@ def set_prior_bias(layer: nn.Linear, prior: float = 0.02) -> None:
     nn.init.constant_(layer.bias, float(torch.logit(torch.tensor(prior))))
 
 
+class TrainingOutputs(NamedTuple):
+    """What a training step's loss reads: the clip logits, the auxiliary heads' logits
+    (weighted by the network's `aux_weights`) and the noisy-clip head's logits (or None)."""
+
+    logits: Tensor
+    aux: tuple[Tensor, ...] = ()
+    noisy: Tensor | None = None
+
+
 class TaggingModel(nn.Module):
     """(B, n_mels, T) normalised log-mel -> clip logits (B, n_classes)."""
+
+    aux_weights: tuple[float, ...] = ()  # loss weight of each auxiliary head, main head's is 1
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_frames(x)[0]
@@ -28,9 +40,48 @@ class TaggingModel(nn.Module):
     def forward_frames(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         raise NotImplementedError
 
+    def forward_train(self, x: Tensor) -> TrainingOutputs:
+        return TrainingOutputs(self(x))
+
+    def add_noisy_head(self) -> None:
+        """A second classifier that the noisy clips' loss goes through (`--noisy-head`)."""
+        raise FatError(
+            f"{type(self).__name__} has no clip-level classifier to give a noisy-clip head; "
+            "--noisy-head works with the cnn and skip_attention archs"
+        )
+
     def layer_groups(self) -> list[tuple[str, nn.Module]]:
         """Named parts whose gradient norms are logged (together they hold every parameter)."""
         raise NotImplementedError
+
+
+class ClipClassifierModel(TaggingModel):
+    """A network that ends in a clip embedding and one linear classifier over it; it can
+    grow a second classifier for noisy clips, which shares everything but that layer."""
+
+    classifier: nn.Linear
+
+    def __init__(self):
+        super().__init__()
+        self.register_module("noisy_classifier", None)  # set by add_noisy_head
+
+    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The clip embedding (B, D) the classifier reads, and with `aux` the auxiliary
+        heads' logits."""
+        raise NotImplementedError
+
+    def forward_frames(self, x: Tensor) -> tuple[Tensor, None]:
+        return self.classifier(self.features(x)[0]), None
+
+    def forward_train(self, x: Tensor) -> TrainingOutputs:
+        embedding, aux = self.features(x, aux=True)
+        noisy = self.noisy_classifier(embedding) if self.noisy_classifier is not None else None
+        return TrainingOutputs(self.classifier(embedding), aux, noisy)
+
+    def add_noisy_head(self) -> None:
+        head = nn.Linear(self.classifier.in_features, self.classifier.out_features)
+        set_prior_bias(head)
+        self.noisy_classifier = head.to(self.classifier.weight.device)
 
 
 class ConvBlock(nn.Module):
@@ -56,7 +107,7 @@ class ConvBlock(nn.Module):
         return nn.functional.avg_pool2d(x, (2 if x.shape[2] > 1 else 1, 2 if x.shape[3] > 1 else 1))
 
 
-class BaselineCNN(TaggingModel):
+class BaselineCNN(ClipClassifierModel):
     """The FSDKaggle2019 baseline: 4 conv blocks (64-128-256-512 x width), mean over
     frequency, max over time, then a small MLP head."""
 
@@ -76,15 +127,137 @@ class BaselineCNN(TaggingModel):
         )
         set_prior_bias(self.head[-1])
 
-    def forward_frames(self, x: Tensor) -> tuple[Tensor, None]:
+    @property
+    def classifier(self) -> nn.Linear:  # the head's last layer, under its checkpoint name
+        return self.head[-1]
+
+    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
         x = x[:, None]
         for block in self.blocks:
             x = block(x)
-        x = x.mean(dim=2).amax(dim=2)
-        return self.head(x), None
+        return self.head[:-1](x.mean(dim=2).amax(dim=2)), ()
 
     def layer_groups(self) -> list[tuple[str, nn.Module]]:
-        return [(f"block{i + 1}", b) for i, b in enumerate(self.blocks)] + [("head", self.head)]
+        groups = [(f"block{i + 1}", b) for i, b in enumerate(self.blocks)] + [("head", self.head)]
+        return groups + ([("noisy_head", self.noisy_classifier)] if self.noisy_classifier else [])
+
+
+def classifier_mlp(c_in: int, hidden: int, n_classes: int, dropout: float) -> nn.Sequential:
+    """Dropout -> linear -> PReLU -> BN -> dropout/2: the hidden layer of a clip head (the
+    classifier after it is separate, so a noisy-clip head can share this part)."""
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(c_in, hidden),
+        nn.PReLU(),
+        nn.BatchNorm1d(hidden),
+        nn.Dropout(dropout / 2),
+    )
+
+
+class ChannelSpatialAttention(nn.Module):
+    """CBAM (Woo et al. 2018): channels reweighted by an MLP over their average and maximum,
+    then positions by a 7x7 conv over the channels' average and maximum."""
+
+    def __init__(self, channels: int, ratio: int = 16, kernel_size: int = 7):
+        super().__init__()
+        hidden = max(1, channels // ratio)
+        self.channel_mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(hidden, channels, 1, bias=False),
+        )
+        self.spatial = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = self.channel_mlp(x.mean((2, 3), keepdim=True))
+        pooled = pooled + self.channel_mlp(x.amax((2, 3), keepdim=True))
+        x = x * torch.sigmoid(pooled)
+        summary = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial(summary))
+
+
+class SkipProjection(nn.Module):
+    """An earlier block's output average-pooled to the last block's grid, then 3x3 conv + BN +
+    ReLU to the skip width: how every block reaches the head directly."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: Tensor, grid: tuple[int, int] | None) -> Tensor:
+        if grid is not None:
+            x = nn.functional.adaptive_avg_pool2d(x, grid)
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class SkipAttentionCNN(ClipClassifierModel):
+    """The FAT2019 1st-place network (argus-freesound's AuxSkipAttention): four double-conv
+    blocks (64-128-256-512 x width); the first three also reach the end through skip
+    projections to 512 x width channels; all four are concatenated, weighted by channel and
+    spatial attention, merged by a 3x3 conv, average-pooled to a clip embedding and classified
+    by an MLP. Auxiliary heads on the three skips (deepest first) are trained with loss
+    weights `aux_weights` (the original's 0.4, 0.2, 0.1) and ignored when predicting."""
+
+    def __init__(
+        self,
+        n_mels: int,
+        n_classes: int,
+        width: float = 1.0,
+        dropout: float = 0.4,
+        attention_ratio: int = 16,
+        merge_channels: int = 512,
+        hidden: int = 256,
+        aux_weights: tuple[float, ...] | list[float] = (0.4, 0.2, 0.1),
+    ):
+        super().__init__()
+        if len(aux_weights) != 3 or any(w < 0 for w in aux_weights):
+            raise FatError(
+                f"aux_weights must be 3 weights >= 0 (deepest skip first): {aux_weights}"
+            )
+        self.aux_weights = tuple(float(w) for w in aux_weights)
+        chans = [scaled(c, width) for c in (64, 128, 256, 512)]
+        skip, merged, hid = chans[-1], scaled(merge_channels, width), scaled(hidden, width)
+        self.blocks = nn.ModuleList(
+            ConvBlock(c_in, c_out) for c_in, c_out in zip([1, *chans[:-1]], chans, strict=True)
+        )
+        self.skips = nn.ModuleList(SkipProjection(c, skip) for c in chans[:-1])
+        self.attention = ChannelSpatialAttention(4 * skip, attention_ratio)
+        self.merge = SkipProjection(4 * skip, merged)
+        self.head = classifier_mlp(merged, hid, n_classes, dropout)
+        self.classifier = nn.Linear(hid, n_classes)
+        # aux_heads[i] reads skips[i]: shallowest first, like the blocks.
+        self.aux_heads = nn.ModuleList(
+            nn.Sequential(classifier_mlp(skip, hid, n_classes, dropout), nn.Linear(hid, n_classes))
+            for _ in self.skips
+        )
+        for linear in [self.classifier, *(h[-1] for h in self.aux_heads)]:
+            set_prior_bias(linear)
+
+    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+        x = x[:, None]
+        outputs = []
+        for block in self.blocks:
+            x = block(x)
+            outputs.append(x)
+        grid = (x.shape[2], x.shape[3])
+        skips = [proj(out, grid) for proj, out in zip(self.skips, outputs[:-1], strict=True)]
+        x = self.merge(self.attention(torch.cat([x, *skips], dim=1)), None)
+        embedding = self.head(x.mean((2, 3)))
+        if not aux:
+            return embedding, ()
+        aux_logits = [h(s.mean((2, 3))) for h, s in zip(self.aux_heads, skips, strict=True)]
+        return embedding, tuple(reversed(aux_logits))  # deepest first, as aux_weights
+
+    def layer_groups(self) -> list[tuple[str, nn.Module]]:
+        head = nn.ModuleList([self.head, self.classifier])
+        if self.noisy_classifier is not None:
+            head.append(self.noisy_classifier)
+        return (
+            [(f"block{i + 1}", b) for i, b in enumerate(self.blocks)]
+            + [("skips", self.skips), ("attention", nn.ModuleList([self.attention, self.merge]))]
+            + [("head", head), ("aux_heads", self.aux_heads)]
+        )
 
 
 class GatedConvBlock(nn.Module):

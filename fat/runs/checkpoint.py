@@ -16,7 +16,7 @@ import torch
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.core.files import atomic_write
-from fat.models import create_model
+from fat.models import TaggingModel, create_model
 from fat.runs.directory import INPUTS, RunDirectory
 from fat.runs.settings import ExperimentConfig
 from fat.store.normalize import Normalizer
@@ -84,6 +84,17 @@ class TrainedModel:
     validation_ids: dict[str, list[str]] | None = None  # per split, the clips held out
 
 
+def build_model(experiment: ExperimentConfig, n_mels: int, n_classes: int) -> TaggingModel:
+    """The untrained network of `experiment`: its arch, width and settings, with the
+    noisy-clip head when it trains one; the one place a run's model is made."""
+    model = create_model(
+        experiment.arch, n_mels, n_classes, experiment.width, **experiment.model_kwargs
+    )
+    if experiment.noisy_head:
+        model.add_noisy_head()
+    return model
+
+
 def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
     """A run's `kind` (best, last, swa or ema) checkpoint as a model in eval mode on the CPU."""
     if kind not in KINDS and not (kind.startswith(SNAPSHOT) and kind[len(SNAPSHOT) :].isdigit()):
@@ -102,13 +113,7 @@ def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
     experiment = ExperimentConfig.from_dict(state["experiment"])
     feature_config = LogMelConfig.from_dict(state["feature_config"])
     vocabulary = tuple(state["vocabulary"])
-    model = create_model(
-        experiment.arch,
-        feature_config.n_mels,
-        len(vocabulary),
-        experiment.width,
-        **experiment.model_kwargs,
-    )
+    model = build_model(experiment, feature_config.n_mels, len(vocabulary))
     model.load_state_dict(state["model"])
     model.eval()
     norm = state["normalizer"]

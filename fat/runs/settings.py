@@ -99,6 +99,11 @@ class ExperimentConfig(Settings):
     noisy_loss: str = setting(
         "bce", "Loss on noisy clips: bce, or lsoft (soft bootstrapping).", choices=("bce", "lsoft")
     )
+    noisy_head: bool = setting(
+        False,
+        "A second classifier for noisy clips: their loss goes through it, curated clips' "
+        "through the main one, so label noise stays out of the classifier that predicts.",
+    )
     lsoft_beta: float = setting(0.7, "Lsoft: weight of the given label against the model's.")
     noisy_clips: str = setting(
         "", "File of noisy clip ids to train on (from `fat select-noisy`); copied into the run."
@@ -141,6 +146,8 @@ class ExperimentConfig(Settings):
             problems.append(f"ema must be in [0, 1), got {self.ema}")
         if self.swa_start < 0 or self.swa_start > self.epochs:
             problems.append(f"swa_start must be in 0..epochs, got {self.swa_start}")
+        if self.noisy_head and "noisy" not in self.train_splits:
+            problems.append("noisy_head needs the noisy split in train_splits")
         unknown = set(self.split_weights) - set(self.train_splits)
         if unknown or any(w < 0 for w in self.split_weights.values()):
             problems.append(

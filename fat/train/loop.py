@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from fat.core.device import torch_device
@@ -28,10 +27,11 @@ from fat.core.errors import FatError
 from fat.core.evaluation import evaluate_scores
 from fat.core.ids import read_clip_list
 from fat.core.submission import read_submission, write_submission
-from fat.models import TaggingModel, create_model
+from fat.models import TaggingModel, TrainingOutputs
 from fat.predict.inference import ModelInput, score_clips
 from fat.runs.checkpoint import (
     SNAPSHOT,
+    build_model,
     load_checkpoint,
     load_trained_model,
     run_identity,
@@ -43,7 +43,7 @@ from fat.store.normalize import Normalizer
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
 from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.loaders import CropBatchSource, Loader, make_loader
-from fat.train.losses import lsoft_targets
+from fat.train.losses import lsoft_targets, training_loss
 from fat.train.schedule import lr_at
 
 
@@ -108,7 +108,7 @@ class TrainingRun:
     run: RunDirectory
     data: TrainingData
     model: TaggingModel
-    net: torch.nn.Module  # the model, wrapped for DDP when there are several ranks
+    net: torch.nn.Module  # the model's training outputs, wrapped for DDP with several ranks
     optimizer: torch.optim.Optimizer
     swa: torch.optim.swa_utils.AveragedModel | None
     ema: torch.optim.swa_utils.AveragedModel | None
@@ -206,13 +206,7 @@ def set_up(
             "clips: a batch would hold some clips twice; lower --batch-size"
         )
     first = data.splits[0].split
-    model = create_model(
-        experiment.arch,
-        first.feature_config.n_mels,
-        len(first.vocabulary),
-        experiment.width,
-        **experiment.model_kwargs,
-    ).to(device)
+    model = build_model(experiment, first.feature_config.n_mels, len(first.vocabulary)).to(device)
     if experiment.init and not resume:
         initialise_from(model, experiment, first.vocabulary)
     opt_cls = torch.optim.AdamW if experiment.optimizer == "adamw" else torch.optim.Adam
@@ -266,7 +260,7 @@ def set_up(
         run=run,
         data=data,
         model=model,
-        net=torch.nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model,
+        net=training_forward(model, ranks),
         optimizer=optimizer,
         swa=swa,
         ema=ema,
@@ -278,6 +272,22 @@ def set_up(
         steps_per_epoch=steps_per_epoch,
     )
     return tr, progress
+
+
+class TrainingForward(torch.nn.Module):
+    """The model with `forward_train` as its forward, so DDP sees every head's output."""
+
+    def __init__(self, model: TaggingModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> TrainingOutputs:
+        return self.model.forward_train(x)
+
+
+def training_forward(model: TaggingModel, ranks: Ranks) -> torch.nn.Module:
+    net = TrainingForward(model)
+    return torch.nn.parallel.DistributedDataParallel(net) if ranks.world > 1 else net
 
 
 def saved_normalizer(inputs: dict) -> Normalizer | None:
@@ -396,7 +406,14 @@ def initialise_from(model: TaggingModel, experiment: ExperimentConfig, vocabular
     init = load_trained_model(experiment.init, "best")
     if init.vocabulary != vocabulary or init.experiment.arch != experiment.arch:
         raise FatError(f"--init {experiment.init}: its arch or vocabulary differs from this run")
-    model.load_state_dict(init.model.state_dict())
+    try:  # a noisy-clip head may be new here or left behind: it starts fresh
+        missing, unexpected = model.load_state_dict(init.model.state_dict(), strict=False)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise FatError(f"--init {experiment.init}: its weights do not fit ({first})") from None
+    misfits = [k for k in missing + unexpected if not k.startswith("noisy_classifier.")]
+    if misfits:
+        raise FatError(f"--init {experiment.init}: weights missing or extra: {misfits[:4]}")
 
 
 def restore(
@@ -460,9 +477,10 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
             noisy = lam * noisy + (1 - lam) * noisy[partner]
         # bf16 autocast on CUDA only: a CPU without native bf16 runs it far slower.
         with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
-            logits = tr.net(x).float()
+            out = tr.net(x)
+        logits = out.logits.float()
         target = lsoft_targets(y, logits, noisy, e.lsoft_beta) if e.noisy_loss == "lsoft" else y
-        loss = F.binary_cross_entropy_with_logits(logits, target)
+        loss = training_loss(out, target, noisy, model.aux_weights)
         tr.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norms = group_grad_norms(tr.groups, device)

@@ -8,7 +8,12 @@ from fat.core.errors import FatError
 from fat.models import create_model, list_models
 from fat.models.networks import attention_pool
 
-TINY = {"cnn": {}, "gcnn": {"gcnn_channels": 16, "rnn_hidden": 16}, "gcnn_vanishing": {}}
+TINY = {
+    "cnn": {},
+    "skip_attention": {},
+    "gcnn": {"gcnn_channels": 16, "rnn_hidden": 16},
+    "gcnn_vanishing": {},
+}
 
 
 def tiny(arch: str, **kw):
@@ -69,7 +74,7 @@ def test_attention_weights_sum_to_one_and_log_pooling_is_stable():
     assert dead.grad.abs().sum() == 0
 
 
-@pytest.mark.parametrize("arch", ["cnn", "gcnn"])
+@pytest.mark.parametrize("arch", ["cnn", "skip_attention", "gcnn"])
 def test_a_few_steps_lower_the_loss_and_reach_the_first_layer(arch):
     torch.manual_seed(0)
     model = tiny(arch)
@@ -119,3 +124,49 @@ def test_gated_recurrent_layer_is_linear_times_sigmoid():
     seed = GatedBiGRU(6, 5, gate="sigmoid")
     out = seed(torch.randn(2, 9, 6))
     assert out.shape == (2, 9, 10) and out.min() >= 0 and out.max() <= 1
+
+
+def test_auxiliary_heads_train_but_do_not_predict():
+    torch.manual_seed(0)
+    model = tiny("skip_attention", aux_weights=[0.5, 0.25, 0.0])
+    assert model.aux_weights == (0.5, 0.25, 0.0)
+    x = torch.randn(4, 16, 40)
+    out = model.forward_train(x)
+    assert len(out.aux) == 3 and all(a.shape == (4, 80) for a in out.aux)
+    out.aux[0].sum().backward()  # the deepest skip's head reaches the third block
+    assert model.skips[2].conv.weight.grad.abs().sum() > 0
+    assert model.skips[0].conv.weight.grad is None and model.classifier.weight.grad is None
+    model.eval()
+    with torch.no_grad():  # predictions are the main head's, whatever the auxiliary heads say
+        before = model(x)
+        for head in model.aux_heads:
+            head[-1].weight.add_(1.0)
+        assert torch.equal(model(x), before)
+        assert torch.equal(model.forward_train(x).logits, before)
+    with pytest.raises(FatError, match="aux_weights must be 3"):
+        tiny("skip_attention", aux_weights=[1.0])
+
+
+@pytest.mark.parametrize("arch", ["cnn", "skip_attention"])
+def test_noisy_head_is_a_second_classifier_over_the_same_embedding(arch):
+    torch.manual_seed(0)
+    model = tiny(arch)
+    plain_keys = set(model.state_dict())
+    model.add_noisy_head()
+    assert set(model.state_dict()) - plain_keys == {
+        "noisy_classifier.weight",
+        "noisy_classifier.bias",
+    }
+    model.eval()
+    x = torch.randn(3, 16, 40)
+    out = model.forward_train(x)
+    embedding, _ = model.features(x)
+    assert torch.allclose(out.noisy, model.noisy_classifier(embedding))
+    assert torch.allclose(out.logits, model(x)) and not torch.allclose(out.noisy, out.logits)
+    grouped = [id(p) for _, m in model.layer_groups() for p in m.parameters()]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+
+
+def test_noisy_head_needs_a_clip_classifier():
+    with pytest.raises(FatError, match="--noisy-head works with the cnn and skip_attention"):
+        tiny("gcnn").add_noisy_head()

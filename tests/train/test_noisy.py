@@ -10,11 +10,12 @@ from click.testing import CliRunner
 from fat.cli import main
 from fat.core.errors import FatError
 from fat.core.ids import read_clip_list
+from fat.models import TrainingOutputs
 from fat.runs.checkpoint import load_trained_model
 from fat.runs.directory import RunDirectory
 from fat.train.data import crop_plan, load_training_data
 from fat.train.loop import resume_settings, train
-from fat.train.losses import lsoft_targets
+from fat.train.losses import lsoft_targets, training_loss
 from tests.synthetic import GiB, build_store, tiny_run, tiny_train_args
 
 
@@ -52,6 +53,37 @@ def test_lsoft_blends_noisy_targets_only():
     assert torch.allclose(target[1], 0.7 * labels[1] + 0.3 * p[1])
     assert torch.allclose(target[2], 0.85 * labels[2] + 0.15 * p[2])
     assert not target.requires_grad
+
+
+def test_training_loss_routes_each_clip_through_its_head():
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    main = torch.zeros(2, 2, requires_grad=True)
+    noisy_head = torch.zeros(2, 2, requires_grad=True)
+    aux = torch.zeros(2, 2, requires_grad=True)
+    out = TrainingOutputs(main, (aux,), noisy_head)
+    training_loss(out, target, torch.tensor([0.0, 1.0]), (0.5,)).backward()
+    # The curated clip (row 0) trains the main head only, the noisy one (row 1) the noisy head.
+    assert main.grad[0].abs().sum() > 0 and main.grad[1].abs().sum() == 0
+    assert noisy_head.grad[0].abs().sum() == 0 and noisy_head.grad[1].abs().sum() > 0
+    assert torch.allclose(aux.grad, 0.5 * (0.5 - target) / 4)  # weight x d(mean BCE)/d logit
+    plain = training_loss(TrainingOutputs(main), target, torch.tensor([0.0, 1.0]), ())
+    assert torch.isclose(plain, torch.nn.functional.binary_cross_entropy_with_logits(main, target))
+
+
+def test_a_run_with_a_noisy_head_trains_saves_and_predicts(two_split_store, tmp_path):
+    from fat.predict.ensemble import Source, predict_ensemble
+
+    out = tmp_path / "noisy-head"
+    changes = dict(epochs=1, train_splits=("curated", "noisy"), noisy_head=True)
+    train(*tiny_run(two_split_store, out, **changes))
+    trained = load_trained_model(out, "best")
+    assert trained.model.noisy_classifier is not None
+    assert "noisy_classifier.weight" in trained.model.state_dict()
+    scores = predict_ensemble([Source.parse(str(out), "best")], "curated")
+    assert np.isfinite(scores.probs).all() and scores.probs.shape[0] == 40
+    args = tiny_train_args(two_split_store, tmp_path / "r", noisy_head=True)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "noisy_head needs the noisy split" in result.output
 
 
 def test_select_noisy_round_trip_and_staged_training(two_split_store, tmp_path):
