@@ -1,5 +1,6 @@
-"""The prepared benchmark scripts run end to end at a tiny size: the FAT-size rehearsal
-(bench/scale.py) and the GPU check (bench/gpu_check.py) on the CPU."""
+"""The prepared benchmark and study scripts run end to end at a tiny size: the FAT-size
+rehearsal (bench/scale.py), the GPU check (bench/gpu_check.py) on the CPU, and the study of
+docs/recipes.md (experiments/techniques.sh)."""
 
 import json
 import subprocess
@@ -75,3 +76,40 @@ def test_the_gpu_check_fails_loudly_without_the_device_it_was_asked_for():
     if done.returncode == 0:
         pytest.skip("this machine has the GPUs the check asked for")
     assert "no CUDA device" in done.stdout or "FAILED" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_techniques_study_makes_its_table_and_reruns_from_where_it_stopped(tmp_path):
+    import os
+
+    from tests.synthetic import build_store
+
+    store = tmp_path / "features.zarr"
+    for split, n in (("curated", 40), ("noisy", 80), ("test", 20)):
+        build_store(store, n, split=split)
+    out = tmp_path / "study"
+    tiny = "--width 0.0625 --crop-frames 32 --batch-size 8"
+    fat = str(Path(sys.executable).parent / "fat")
+    env = {**os.environ, "EPOCHS": "4", "STEPS": "2", "FAT": fat, "EXTRA": tiny}
+
+    def study() -> str:
+        command = ["bash", "experiments/techniques.sh", str(store), str(out)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return done.stdout
+
+    first = study()
+    from experiments.techniques_table import ROWS
+
+    for name, _, _ in ROWS:  # every row, with three seeds and a paired difference
+        line = next(row for row in first.splitlines() if row.startswith(f"| {name} |"))
+        assert len(line.split("|")[3].split("/")) == 3, line
+        assert name == "baseline" or "spread" in line, line
+    assert "| **test, fold mean** |" in first and "out-of-fold lwlrap" in first
+    assert (out / "cv-s2" / "oof_summary.json").exists()
+    (out / "cpu" / "noisy-head-s1").unlink()  # as if killed during that run
+    again = study()
+    rerun = [line.split()[1:] for line in again.splitlines() if " done " in line]
+    assert rerun == [["done", "noisy-head-s1"]], again
