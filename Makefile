@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Extras the tests need: the export formats' libraries and TensorBoard among them.
+EXTRAS := test,fast,tensorboard,hf,lhotse
 
-.PHONY: venv test test-fast demo lint format bench bench-scale gpu-check clean
+.PHONY: venv lock test test-fast demo lint format bench bench-scale gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, at the pinned version (the CPU wheel here), so nothing pulls a CUDA build.
 	$(BIN)/python -m pip install -q -c constraints.txt torch
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,fast]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-pin constraints.txt to what .venv holds (after a change to pyproject.toml's ranges).
+lock: $(STAMP)
+	{ echo "# Exact versions that make, CI and the benchmarks install; pyproject.toml holds the"; \
+	  echo "# ranges. Written by make lock from a tested .venv. torch is the CPU wheel here"; \
+	  echo "# (2.13.0+cpu satisfies ==2.13.0); an unpinned torch could pull a multi-GB CUDA build."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -44,11 +44,9 @@ GPU_ONLY = {"GPU-resident"}
 
 
 def has_dali() -> bool:
-    try:
-        import nvidia.dali  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from fat.train.loaders import dali_unavailable
+
+    return dali_unavailable() is None
 
 
 def experiment_for(arch: str, args: argparse.Namespace) -> ExperimentConfig:

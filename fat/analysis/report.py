@@ -1,11 +1,9 @@
 """`write_report`: every figure the runs' files support, and an index page that holds them."""
 
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +19,21 @@ from fat.analysis.figures import (
     plot_per_class,
     plot_per_class_split,
 )
+from fat.analysis.pages import (
+    Block,
+    Figure,
+    Heading,
+    Image,
+    Items,
+    Paragraph,
+    Table,
+    to_html,
+    to_markdown,
+)
 from fat.analysis.plotting import file_slug
 from fat.core.errors import FatError
 from fat.core.files import atomic_write
 from fat.runs.directory import RunHistory, column_of, has_values, load_run
-
-
-@dataclass
-class _Figure:
-    heading: str
-    path: Path
-    caption: str
 
 
 def _unique_slugs(names: Sequence[str]) -> list[str]:
@@ -49,35 +51,17 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|<>$~&])")
-
-
-def _md(text: object) -> str:
-    """`text` (a run, class or split name) as literal Markdown text on one line: every
-    character Markdown or HTML would act on is escaped."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
-
-
-def _cell(text: object) -> str:
-    return _md(text)
-
-
-def _link(path: Path, out: Path) -> str:
-    target = Path(os.path.relpath(Path(path).resolve(), out.resolve())).as_posix()
-    return f"<{target}>" if re.search(r"[\s()<>]", target) else target
-
-
-def _runs_table(runs: list[RunHistory]) -> list[str]:
+def _runs_table(runs: list[RunHistory]) -> Table:
     has_swa = any(has_values(r.metrics, "swa_val_lwlrap") for r in runs)
     has_eval = any(r.evals for r in runs)
     header = ["run", "arch", "epochs", "best val lwlrap", "best epoch", "final val lwlrap"]
     header += ["final SWA lwlrap"] * has_swa + ["eval lwlrap"] * has_eval
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for run in runs:
         best = run.best
         row = [
-            _cell(run.name),
-            _cell(run.arch),
+            run.name,
+            run.arch,
             str(run.epochs),
             _fmt(best[1]) if best else "n/a",
             str(best[0]) if best else "n/a",
@@ -94,8 +78,8 @@ def _runs_table(runs: list[RunHistory]) -> list[str]:
                 )
                 or "n/a"
             )
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+        rows.append(row)
+    return Table(header, rows)
 
 
 def _float(value: Any) -> float | None:
@@ -105,7 +89,7 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
+def _run_figures(run: RunHistory, slug: str, out: Path) -> list[Figure]:
     figures = []
     epoch = run.per_class_epoch()
     if epoch is not None:
@@ -119,7 +103,7 @@ def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
             weights=weights,
         )
         figures.append(
-            _Figure(
+            Figure(
                 f"{run.name}: per-class lwlrap, epoch {epoch}",
                 chart.path,
                 f"Validation lwlrap of the {chart.n_bars} classes present at the {which} epoch, "
@@ -137,7 +121,7 @@ def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
                 f"{run.name}: curated vs noisy validation lwlrap per class, epoch {epoch}",
             )
             figures.append(
-                _Figure(
+                Figure(
                     f"{run.name}: curated vs noisy, epoch {epoch}",
                     chart.path,
                     "Per-class lwlrap on the curated and the noisy validation clips. Classes "
@@ -158,7 +142,7 @@ def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
             weights=weights,
         )
         figures.append(
-            _Figure(
+            Figure(
                 f"{run.name}: evaluation on {split}",
                 chart.path,
                 f"Per-class lwlrap from `fat evaluate` on {split} ({chart.n_bars} classes with "
@@ -173,7 +157,7 @@ def _run_figures(run: RunHistory, slug: str, out: Path) -> list[_Figure]:
                 f"{run.name}: {split}, curated vs noisy lwlrap per class",
             )
             figures.append(
-                _Figure(
+                Figure(
                     f"{run.name}: evaluation on {split}, curated vs noisy",
                     chart.path,
                     "The evaluation's per-class lwlrap split by where the clips came from.",
@@ -213,7 +197,7 @@ def group_summary(groups: dict[str, list[RunHistory]], metric: str) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _comparison_section(histories: list[RunHistory], out: Path) -> list[str]:
+def _comparison_section(histories: list[RunHistory], out: Path) -> list[Block]:
     """A table and a chart comparing configurations across seeds, when runs repeat seeds."""
     groups = seed_groups(histories)
     if not any(len(g) > 1 for g in groups.values()):
@@ -225,22 +209,21 @@ def _comparison_section(histories: list[RunHistory], out: Path) -> list[str]:
     )
     summary = group_summary(groups, metric)
     summary.to_csv(out / "comparison.csv", index=False)
-    lines = [
-        "## Comparison across seeds",
-        "",
-        f"Final-epoch `{metric}` per configuration (mean +- std over seeds; also comparison.csv).",
-        "",
-        "| configuration | seeds | mean | std | min | max |",
-        "|---|---|---|---|---|---|",
+    rows = [
+        [row.config, str(row.seeds), *(_fmt(v) for v in (row.mean, row.std, row.min, row.max))]
+        for row in summary.itertuples()
     ]
-    for row in summary.itertuples():
-        lines.append(
-            f"| {_cell(row.config)} | {row.seeds} | {_fmt(row.mean)} | {_fmt(row.std)} "
-            f"| {_fmt(row.min)} | {_fmt(row.max)} |"
-        )
     chart = plot_group_comparison(summary, groups, metric, out / "comparison.png")
-    lines += ["", f"![configurations compared]({_link(chart, out)})", ""]
-    return lines
+    return [
+        Heading(2, "Comparison across seeds"),
+        Paragraph(
+            f"Final-epoch `{metric}` per configuration (mean +- std over seeds; also "
+            "comparison.csv).",
+            code_spans=True,
+        ),
+        Table(["configuration", "seeds", "mean", "std", "min", "max"], rows),
+        Image("configurations compared", chart),
+    ]
 
 
 def write_report(
@@ -248,9 +231,9 @@ def write_report(
 ) -> Path:
     """Load `runs`, write into `out` every figure their files support (lwlrap and loss curves,
     learning rate, gradient norms, per-class lwlrap at each run's best epoch, curated vs noisy,
-    evaluation results) and `out/index.md` with a table of runs and every figure (plus
-    `clip_figures`, already written by the caller) under a heading with a caption. Returns the
-    path of index.md."""
+    evaluation results), `out/index.md` with a table of runs and every figure (plus
+    `clip_figures`, already written by the caller) under a heading with a caption, and the same
+    page as a self-contained `out/index.html`. Returns the path of index.md."""
     if not runs:
         raise FatError("no runs to report on")
     histories = [load_run(Path(r)) for r in runs]
@@ -262,10 +245,10 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     names = ", ".join(r.name for r in histories)
 
-    curves: list[_Figure] = []
+    curves: list[Figure] = []
     if any(has_values(r.metrics, "val_lwlrap") for r in histories):
         curves.append(
-            _Figure(
+            Figure(
                 "Validation lwlrap",
                 plot_metric_curves(histories, out / "lwlrap.png"),
                 "Validation lwlrap per epoch (solid); where recorded, on curated (dash-dot) and "
@@ -277,7 +260,7 @@ def write_report(
         has_values(r.metrics, "train_loss") or has_values(r.metrics, "val_loss") for r in histories
     ):
         curves.append(
-            _Figure(
+            Figure(
                 "Loss",
                 plot_loss_curves(histories, out / "loss.png"),
                 "Training (solid) and validation (dashed) loss per epoch. Validation loss "
@@ -286,7 +269,7 @@ def write_report(
         )
     if any(has_values(r.steps, "lr") or has_values(r.metrics, "lr") for r in histories):
         curves.append(
-            _Figure(
+            Figure(
                 "Learning rate",
                 plot_lr_schedule(histories, out / "lr.png"),
                 "The learning rate the optimizer used, against (fractional) epoch.",
@@ -294,7 +277,7 @@ def write_report(
         )
     if any(r.grad_groups(r.steps) or r.grad_groups(r.metrics) for r in histories):
         curves.append(
-            _Figure(
+            Figure(
                 "Gradient norms",
                 plot_grad_norms(histories, out / "grad_norms.png"),
                 "L2 norm of the gradient of each layer group (log scale). Zeros are drawn on "
@@ -302,7 +285,7 @@ def write_report(
             )
         )
 
-    sections: list[tuple[str, list[_Figure]]] = [("Training curves", curves)]
+    sections: list[tuple[str, list[Figure]]] = [("Training curves", curves)]
     for run, slug in zip(histories, _unique_slugs([r.name for r in histories]), strict=True):
         sections.append((f"Run {run.name}", _run_figures(run, slug, out)))
     clips = []
@@ -310,7 +293,7 @@ def write_report(
         if not Path(p).is_file():
             raise FatError(f"{p}: clip figure does not exist")
         clips.append(
-            _Figure(
+            Figure(
                 Path(p).stem,
                 Path(p),
                 "Log-mel spectrogram, the clip's top predictions (true labels in green) and, "
@@ -319,34 +302,20 @@ def write_report(
         )
     sections.append(("Clip predictions", clips))
 
-    comparison_lines = _comparison_section(histories, out)
-    lines = [
-        "# Training report",
-        "",
-        f"Runs: {_md(names)}.",
-        "",
-        *comparison_lines,
-        "## Runs",
-        "",
-        *_runs_table(histories),
-        "",
-        *[f"- {_md(r.name)}: {_md(r.path)}" for r in histories],
-        "",
+    blocks: list[Block] = [
+        Heading(1, "Training report"),
+        Paragraph(f"Runs: {names}."),
+        *_comparison_section(histories, out),
+        Heading(2, "Runs"),
+        _runs_table(histories),
+        Items([f"{r.name}: {r.path}" for r in histories]),
     ]
     for heading, figures in sections:
-        if not figures:
-            continue
-        lines += [f"## {_md(heading)}", ""]
-        for figure in figures:
-            lines += [
-                f"### {_md(figure.heading)}",
-                "",
-                f"![{_md(figure.heading)}]({_link(figure.path, out)})",
-                "",
-                f"*{figure.caption}*",
-                "",
-            ]
+        if figures:
+            blocks += [Heading(2, heading), *figures]
     index = out / "index.md"
     with atomic_write(index) as f:
-        f.write("\n".join(lines))
+        f.write(to_markdown(blocks, out))
+    with atomic_write(out / "index.html") as f:
+        f.write(to_html(blocks, f"Training report: {names}"))
     return index

@@ -10,7 +10,8 @@ from fat.core.errors import FatError
 
 
 class FatGroup(click.Group):
-    """Turns a FatError anywhere below into one `error: ...` line and exit status 1."""
+    """Turns a FatError anywhere below into one `error: ...` line and exit status 1, and
+    Ctrl-C into one line and status 130 (128 + SIGINT, as shells report it)."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -18,6 +19,11 @@ class FatGroup(click.Group):
         except FatError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted; what was written is intact (runs: --resume continues)", err=True
+            )
+            sys.exit(130)
 
 
 @click.group(cls=FatGroup, context_settings={"help_option_names": ["-h", "--help"]})

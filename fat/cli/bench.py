@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from fat.cli.options import given_settings, settings_options
+from fat.cli.options import given_settings, settings_options, store_option
 from fat.train.input_settings import InputBenchConfig
 
 
@@ -15,13 +15,7 @@ def bench() -> None:
 
 
 @bench.command(name="input")
-@click.option(
-    "--store",
-    "store_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Feature store to read the crops from.",
-)
+@store_option("Feature store to read the crops from.", "store_path", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the rates as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @settings_options(InputBenchConfig)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from fat.cli.options import given_settings, settings_options
+from fat.cli.options import given_settings, settings_options, store_option
 from fat.cli.train import RECIPE, recipe_settings
 from fat.core.errors import FatError
 from fat.predict.settings import PredictConfig
@@ -58,9 +58,7 @@ def parse_weights(text: str | None, n: int) -> list[float] | str | None:
 
 
 SOURCES = click.argument("sources", nargs=-1, required=True)
-STORE = click.option(
-    "--store", type=click.Path(path_type=Path), default=None, help="Default: each run's store."
-)
+STORE = store_option("Default: each run's store.")
 HOW = click.option(
     "--how",
     type=click.Choice(["mean", "gmean", "rank"]),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fat.cli.options import given_settings, settings_file_option, settings_options
+from fat.cli.options import given_settings, settings_file_option, settings_options, store_option
 from fat.core.features import LogMelConfig
 from fat.core.layout import SPLITS
 from fat.core.settings import read_settings_file
@@ -23,13 +23,7 @@ from fat.featurize.settings import FeaturizeOptions
 @click.option(
     "--split", required=True, type=click.Choice([*SPLITS, "all"]), help="Which split to featurize."
 )
-@click.option(
-    "--store",
-    "store_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Feature store path: .zarr (default format) or .h5.",
-)
+@store_option("Feature store path: .zarr (default format) or .h5.", "store_path", required=True)
 @click.option(
     "--labels",
     "labels_file",

@@ -18,6 +18,31 @@ import click
 from fat.core.errors import FatError
 from fat.core.settings import Settings, field_default
 
+# Options people set once per machine or shell: FAT_STORE=... fat train ... acts as --store.
+ENV_DEFAULTS = {"store": "FAT_STORE", "device": "FAT_DEVICE", "workers": "FAT_WORKERS"}
+
+
+def store_option(help: str, dest: str = "store", **kw: Any) -> Callable:
+    """`--store PATH` (or $FAT_STORE) for the commands whose --store is not a generated one."""
+    return click.option(
+        "--store",
+        dest,
+        type=click.Path(path_type=Path),
+        envvar=ENV_DEFAULTS["store"],
+        show_envvar=True,
+        help=help,
+        **kw,
+    )
+
+
+def from_environment(names: list[str] | tuple[str, ...]) -> set[str]:
+    """Which of the current command's parameters took their value from a FAT_ variable."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return set()
+    env = click.core.ParameterSource.ENVIRONMENT
+    return {n for n in names if ctx.get_parameter_source(n) == env}
+
 
 def settings_file_option(what: str) -> Callable:
     """`--config FILE`: a JSON or TOML file of settings that flags given with it override."""
@@ -64,7 +89,9 @@ def _option(f: Field, hint: Any) -> Callable:
     kind = _base_type(hint)
     origin = typing.get_origin(kind)
     choices = f.metadata.get("choices")
-    common = {"default": None, "help": _help(f)}
+    common: dict[str, Any] = {"default": None, "help": _help(f)}
+    if f.name in ENV_DEFAULTS:
+        common |= {"envvar": ENV_DEFAULTS[f.name], "show_envvar": True}
     if kind is bool:
         if field_default(f) is True:  # on by default: the flag pair turns it off
             name = f.name.replace("_", "-")

@@ -6,13 +6,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from fat.cli.options import given_settings, settings_options
+from fat.cli.options import given_settings, settings_options, store_option
 from fat.predict.settings import PredictConfig
 
 RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
-STORE = click.option(
-    "--store", type=click.Path(path_type=Path), default=None, help="Default: the run's store."
-)
+STORE = store_option("Default: the run's store.")
 QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import click
 
-from fat.cli.options import given_settings, settings_options
+from fat.cli.options import given_settings, settings_options, store_option
 from fat.predict.settings import PredictConfig
 
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Report folder.")
-@click.option("--store", default=None, help="Store for clip figures (default: the run's).")
+@store_option("Store for clip figures (default: the run's).")
 @click.option("--clip-split", default="test", show_default=True, help="Split of clip figures.")
 @click.option("--clips", default=2, show_default=True, help="Clip figures per run; 0 = none.")
 @settings_options(PredictConfig)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 import numpy as np
-from tqdm import tqdm
 
 from fat.core.errors import FatError
+from fat.core.progress import progress_bar
 from fat.store import open_store
 from fat.store.describe import clip_rows, describe_store
 
@@ -144,7 +144,9 @@ def verify(store_path: Path, no_data: bool) -> None:
         for name in feature_store.splits():
             with contextlib.suppress(FatError):  # verify reports the unreadable ones
                 total += feature_store.split(name).n_frames
-        with tqdm(total=total, unit="frame", unit_scale=True, disable=no_data, leave=False) as bar:
+        with progress_bar(
+            total=total, unit="frame", unit_scale=True, show=not no_data, leave=False
+        ) as bar:
             problems, notes = feature_store.verify(check_data=not no_data, progress=bar.update)
     for note in notes:
         click.echo(f"note: {note}")
@@ -159,11 +161,30 @@ def verify(store_path: Path, no_data: bool) -> None:
 @store.command()
 @STORE
 @SPLIT
-@click.argument("clip_id")
-@click.argument("out", type=click.Path(path_type=Path), metavar="FILE.npy")
-def export(store_path: Path, split_name: str, clip_id: str, out: Path) -> None:
-    """Save one clip's log-mel (n_mels, n_frames) as a .npy file."""
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["npz", "hf", "lhotse", "npy"]),
+    default="npz",
+    show_default=True,
+    help="npz (frames, offsets, lengths, ids, labels), hf (a Hugging Face datasets dataset), "
+    "lhotse (a CutSet with its features), npy (one clip's (n_mels, n_frames), with --clip).",
+)
+@click.option("--clip", "clips", multiple=True, help="Only this clip (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def export(store_path: Path, split_name: str, out: Path, fmt: str, clips, quiet: bool) -> None:
+    """Write a split (or some clips of it) where other tools read it: docs/store.md."""
+    from fat.store.export import export_split
+
     with open_store(store_path) as feature_store:
-        features = np.ascontiguousarray(feature_store.split(split_name).read(clip_id))
-    np.save(out, features)
-    click.echo(f"wrote {out} {features.shape} {features.dtype}")
+        split = feature_store.split(split_name)
+        if fmt == "npy":
+            if len(clips) != 1:
+                raise FatError("--format npy writes one clip: give exactly one --clip")
+            features = np.ascontiguousarray(split.read(clips[0]))
+            np.save(out, features)
+            click.echo(f"wrote {out} {features.shape} {features.dtype}")
+            return
+        done = export_split(split, out, fmt, list(clips) or None, progress=not quiet)
+    click.echo(f"wrote {done.out}: {done.clips} clips, {done.frames:,} frames ({fmt})")

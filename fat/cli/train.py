@@ -5,7 +5,7 @@ import json
 
 import click
 
-from fat.cli.options import given_settings, settings_file_option, settings_options
+from fat.cli.options import from_environment, given_settings, settings_file_option, settings_options
 from fat.core.errors import FatError
 from fat.core.settings import read_settings_file
 from fat.runs.settings import ExperimentConfig, RunOptions, resumable_settings, run_settings
@@ -80,6 +80,9 @@ def train(config_file, print_config, resume, list_models, recipe, list_recipes, 
             raise FatError("--resume uses the run's saved settings; drop --config and --recipe")
         if "out" not in options_given:
             raise FatError("--resume needs --out, the run to continue")
+        # A FAT_ variable is a default: the run's saved store and device win over it.
+        for name in from_environment(list(options_given)):
+            del options_given[name]
         experiment, options = resume_settings(options_given["out"], experiment_given, options_given)
     else:
         saved_experiment, saved_options = ({}, {})

@@ -1,43 +1,45 @@
 """One holder at a time, enforced with an advisory lock the kernel drops when the holder dies:
-the single writer of a store, the single trainer of a run directory."""
+the single writer of a store, the single trainer of a run directory. The lock is `filelock`'s
+(flock on Unix, msvcrt on Windows), so importing a store works on every platform."""
 
-import fcntl
 import os
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from fat.core.errors import FatError
 
 
 class ExclusiveLock:
-    """An exclusive `flock` on a small file; released on close or on any process death (SIGKILL
-    included), so a killed holder never leaves a stale lock behind. `subject` and `doing` make
-    the refusal: "<subject>: another process (pid N) is <doing>; ..."."""
+    """An exclusive lock on a small file; released on close or on any process death (SIGKILL
+    included), so a killed holder never leaves a stale lock behind. The holder writes its pid
+    into the file; `subject` and `doing` make the refusal: "<subject>: another process
+    (pid N) is <doing>; ..."."""
 
     def __init__(self, lock_path: Path, subject: Path | str, doing: str):
         self.lock_path = Path(lock_path)
         self.subject = subject
         self.doing = doing
-        self._fd: int | None = None
+        # No soft (file-exists) fallback: such a lock would outlive a killed holder.
+        self._lock = FileLock(self.lock_path, timeout=0, thread_local=False, fallback_to_soft=False)
 
     def acquire(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            try:
+                holder = self.lock_path.read_text(errors="replace").strip()[:64] or "unknown"
+            except OSError:
+                holder = "unknown"
             raise FatError(
                 f"{self.subject}: another process (pid {holder}) is {self.doing}; "
                 "wait for it to finish or stop it first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
+        self.lock_path.write_text(str(os.getpid()))
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
+        if self._lock.is_locked:
+            self._lock.release()
 
     def __enter__(self) -> "ExclusiveLock":
         self.acquire()

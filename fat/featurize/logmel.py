@@ -175,7 +175,7 @@ class LogMelExtractor:
         if self.fft_backend not in available_fft_backends():
             raise ValueError(
                 f"fft_backend {self.fft_backend!r} is not available; installed: "
-                f"{available_fft_backends()} (ducc0 comes with the `fast` extra)"
+                f"{available_fft_backends()} (ducc0: pip install 'fat-audio[fast]')"
             )
         self.window = analysis_window(cfg)
         # Each triangle covers a contiguous run of bins: store only those runs (~2% of the

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fat.core.device import device_name
 from fat.core.errors import FatError
@@ -29,6 +28,7 @@ from fat.core.files import atomic_write
 from fat.core.ids import check_clip_id
 from fat.core.labels import LabelIssue, LabelTable, read_labels_csv, read_vocabulary
 from fat.core.layout import SAMPLE_SUBMISSION, check_data_dir, split_layout
+from fat.core.progress import progress_bar
 from fat.featurize.audio import DEFAULT_LIMITS, AudioLimits, load_audio
 from fat.featurize.logmel import LogMelExtractor, available_fft_backends
 from fat.featurize.settings import FeaturizeOptions
@@ -411,7 +411,7 @@ def featurize_split(
                     summary.skipped.append(SkippedClip(str(path), None, name, "file not found"))
                     continue
                 tasks.append((name, path, labels))
-            bar = tqdm(total=len(tasks), unit="clip", disable=opts.quiet, desc=split)
+            bar = progress_bar(total=len(tasks), unit="clip", show=not opts.quiet, desc=split)
             workers = min(workers, len(tasks) or 1)
             where = "processes" if _on_processes(device, workers) else "threads"
             summary.compute = (

@@ -14,6 +14,7 @@ from fat.core.evaluation import Evaluation, evaluate_scores
 from fat.core.holdout import holdout_mask
 from fat.core.ids import write_clip_list
 from fat.core.metrics import per_sample_lwlrap
+from fat.core.progress import progress_bar
 from fat.predict.inference import ModelInput, frame_scores, score_clips
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
@@ -57,7 +58,7 @@ def _prepare(
 
 
 def _bar(total: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="clip", disable=not progress, leave=False)
+    return progress_bar(total=total, desc=desc, unit="clip", show=progress, leave=False)
 
 
 def predict_split(
@@ -95,7 +96,7 @@ def predict_frames(
     `predict_split` scores; None for a model without frame outputs."""
     clips, inputs = _prepare(trained, split, cfg, clips)
     out = []
-    for clip in tqdm(clips.tolist(), desc="frames", unit="clip", disable=not progress):
+    for clip in progress_bar(clips.tolist(), desc="frames", unit="clip", show=progress):
         frames = frame_scores(
             trained.model,
             split,

@@ -186,9 +186,10 @@ class RunOptions(Settings):
     out: str = setting("", "Run directory (created; holds config, logs and checkpoints).")
     name: str = setting("", "Name shown in reports (default: the run directory's name).")
     loader: str = setting(
-        "dali",
-        "Input pipeline: dali, or the plain torch DataLoader (same crops for the same seed).",
-        choices=("dali", "torch"),
+        "auto",
+        "Input pipeline: dali, the plain torch DataLoader (same crops for the same seed), or "
+        "auto: DALI where it imports, else torch.",
+        choices=("auto", "dali", "torch"),
     )
     workers: int = setting(
         0, "Loader worker processes (DALI parallel source / DataLoader workers)."

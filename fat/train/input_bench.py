@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from fat.core.device import torch_device
 from fat.core.errors import FatError
+from fat.core.progress import progress_bar
 from fat.runs.settings import ExperimentConfig
 from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.input_settings import InputBenchConfig
@@ -109,7 +109,7 @@ def measure_input(
             notes["resident"] = "not asked (--data-device cpu)" if asked else "no CUDA device"
         elif not fits:
             notes[f"resident, {gpu}"] = "needs the splits in RAM first"
-        for r in tqdm(range(c.rounds), desc="input rounds", disable=not progress):
+        for r in progress_bar(range(c.rounds), desc="input rounds", show=progress):
             epoch = 1 + 2 * r  # each round reads crops no earlier round read
 
             def rate(kind, data, at_epoch, device=None):

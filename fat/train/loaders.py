@@ -138,10 +138,7 @@ class DaliLoader(Loader):
             from nvidia.dali import fn, pipeline_def
             from nvidia.dali.plugin.pytorch import DALIGenericIterator
         except ImportError:
-            raise FatError(
-                "the DALI loader needs nvidia-dali (pip install nvidia-dali-cuda120); "
-                "or train with --loader torch"
-            ) from None
+            raise FatError("--loader dali: " + DALI_MISSING.format(why="not installed")) from None
 
         super().__init__(source, device, workers)
         on_gpu = device.type == "cuda"
@@ -305,6 +302,36 @@ class ResidentLoader(Loader):
 
 
 LOADERS = {"dali": DaliLoader, "torch": TorchLoader, "resident": ResidentLoader}
+DALI_MISSING = (
+    "nvidia-dali is not usable here ({why}); on Linux `pip install nvidia-dali-cuda130` (DALI "
+    "has no macOS or Windows build), or use --loader torch or auto"
+)
+
+
+def dali_unavailable() -> str | None:
+    """Why DALI cannot run here (not installed, or the index's 0.0.0 placeholder of other
+    platforms, which fails on import), or None when it can."""
+    try:
+        from nvidia.dali import pipeline_def  # noqa: F401
+        from nvidia.dali.plugin.pytorch import DALIGenericIterator  # noqa: F401
+    except Exception as e:  # ImportError, or whatever a broken install raises
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'no detail'}"
+    return None
+
+
+def choose_loader(name: str) -> tuple[str, str]:
+    """The loader `--loader NAME` means here and the line that says which: auto is DALI where
+    it imports, else the torch DataLoader (the same crops for the same seed)."""
+    if name == "torch":
+        return "torch", "input: torch loader"
+    why = dali_unavailable()
+    if name == "dali" and why:
+        raise FatError("--loader dali: " + DALI_MISSING.format(why=why))
+    if name == "dali":
+        return "dali", "input: dali loader"
+    if why:
+        return "torch", f"input: torch loader (--loader auto: DALI unavailable, {why})"
+    return "dali", "input: dali loader (--loader auto)"
 
 
 def make_loader(

@@ -26,6 +26,7 @@ from fat.core.device import torch_device
 from fat.core.errors import FatError
 from fat.core.evaluation import evaluate_scores
 from fat.core.ids import read_clip_list
+from fat.core.progress import progress_bar
 from fat.core.submission import read_submission, write_submission
 from fat.models import TaggingModel, TrainingOutputs
 from fat.predict.inference import ModelInput, score_clips
@@ -42,7 +43,7 @@ from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store.normalize import Normalizer
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
 from fat.train.data import TrainingData, load_training_data, memory_budget
-from fat.train.loaders import CropBatchSource, Loader, make_loader
+from fat.train.loaders import CropBatchSource, Loader, choose_loader, make_loader
 from fat.train.losses import lsoft_targets, training_loss
 from fat.train.schedule import lr_at
 
@@ -247,10 +248,14 @@ def set_up(
     groups = [name for name, _ in model.layer_groups()]
     logs = open_parts.enter_context(run.logs(groups, progress.epoch + 1, progress.step, ranks.lead))
     data_device = place_data(options.data_device, device, data)
-    kind = "resident" if data_device.type == "cuda" else options.loader
+    kind, input_line = choose_loader(options.loader)
+    if data_device.type == "cuda":
+        kind = "resident"
+        input_line = f"input: the splits are in {data_device} memory; crops are gathered there"
     loader = open_parts.enter_context(make_loader(kind, source, data_device, options.workers))
     if ranks.lead and not options.quiet:
-        for line in data_report(data, budget_rule, kind, data_device, source, progress.epoch + 1):
+        report = data_report(data, budget_rule, input_line, source, progress.epoch + 1)
+        for line in report:
             tqdm.write(line, file=sys.stderr)
     tr = TrainingRun(
         experiment=experiment,
@@ -347,20 +352,15 @@ def place_data(name: str, device: torch.device, data: TrainingData) -> torch.dev
 def data_report(
     data: TrainingData,
     budget_rule: str,
-    loader: str,
-    data_device: torch.device,
+    input_line: str,
     source: CropBatchSource,
     epoch: int,
     probe_batches: int = 8,
 ) -> list[str]:
     """The run's first lines: where each split is, the RAM budget and its rule, the input
-    path, and for splits read from disk the rate their first batches came at."""
+    path (`input_line`), and for splits read from disk the rate their first batches came at."""
     where = ", ".join(f"{s.name} {s.split.nbytes() / 2**30:.2f} GiB {s.where}" for s in data.splits)
-    lines = [f"data: {where}; RAM budget {budget_rule}"]
-    if data_device.type == "cuda":
-        lines.append(f"input: the splits are in {data_device} memory; crops are gathered there")
-    else:
-        lines.append(f"input: {loader} loader")
+    lines = [f"data: {where}; RAM budget {budget_rule}", input_line]
     if any(not s.split.in_memory for s in data.splits):
         n = min(probe_batches, source.n_batches(epoch))
         start = time.perf_counter()
@@ -452,10 +452,10 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
     log_loss, log_n = torch.zeros((), device=device), 0
     grad_sum = {name: torch.zeros((), device=device) for name, _ in tr.groups}
     noisy_index = tr.data.names.index("noisy") if "noisy" in tr.data.names else -1
-    bar = tqdm(
+    bar = progress_bar(
         total=tr.steps_per_epoch,
         desc=f"epoch {epoch}/{e.epochs}",
-        disable=tr.options.quiet or not tr.ranks.lead,
+        show=not tr.options.quiet and tr.ranks.lead,
         leave=False,
     )
     lr = e.lr

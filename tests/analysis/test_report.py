@@ -296,6 +296,59 @@ def test_write_report(runs, tmp_path):
     assert "test 0.5123" in rows["mixup"]
 
 
+def headless_chromium():
+    """A WebDriver session of the system's Chromium (Debian's chromium and chromium-driver),
+    or a skip saying what is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.skip("no chromium/chromedriver (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    # Headless, and nothing that reaches for the network this machine does not have.
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=driver)
+    return webdriver.Chrome(options=options, service=service)
+
+
+def test_the_html_report_loads_in_a_browser_with_every_figure_and_sorts(runs, tmp_path):
+    out = tmp_path / "report"
+    write_report([r for r, _, _ in runs], out)
+    page = out / "index.html"
+    assert "http" not in page.read_text().split("<body>", 1)[1].split("<script>")[0]
+    figures = len(list(out.glob("*.png")))
+    # The page alone, moved away from its PNGs: it must hold its figures itself.
+    alone = tmp_path / "elsewhere" / "index.html"
+    alone.parent.mkdir()
+    alone.write_bytes(page.read_bytes())
+    browser = headless_chromium()
+    try:
+        browser.get(alone.as_uri())
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth)"
+        )
+        assert len(images) == figures and all(w == 1000 for w in images), images
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        column = "return Array.from(document.querySelectorAll('table.sortable')[0].tBodies[0]" \
+                 ".rows).map(r => r.cells[3].textContent)"  # fmt: skip
+        header = browser.find_elements("css selector", "table.sortable th")[3]  # best val lwlrap
+        header.click()
+        ascending = browser.execute_script(column)
+        assert ascending == sorted(ascending, key=float)
+        header.click()
+        assert browser.execute_script(column) == ascending[::-1]
+    finally:
+        browser.quit()
+
+
 def garble(run: Path, name: str, content: str | bytes | None) -> None:
     path = run / name
     if content is None:

@@ -1,9 +1,14 @@
 """The command line as a whole: generated options match the settings records, every option
 has help, -h works, `python -m fat` works."""
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import fields
+from pathlib import Path
 
 import click
 import pytest
@@ -65,3 +70,65 @@ def test_short_help_flag_and_python_dash_m():
     assert CliRunner().invoke(main, ["store", "info", "-h"]).exit_code == 0
     done = subprocess.run([sys.executable, "-m", "fat", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "featurize" in done.stdout
+
+
+def test_fat_variables_are_defaults_for_store_device_and_workers(tiny_store, tmp_path):
+    from tests.synthetic import TINY, cli_flags
+
+    env = {"FAT_STORE": str(tiny_store), "FAT_DEVICE": "cpu", "FAT_WORKERS": "0"}
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--print-config", *cli_flags(**TINY)]
+    printed = CliRunner(env=env).invoke(main, args)
+    assert printed.exit_code == 0, printed.output
+    options = json.loads(printed.output)["options"]
+    assert options["store"] == str(tiny_store) and options["device"] == "cpu"
+    flag_wins = CliRunner(env=env).invoke(main, [*args, "--store", "other.zarr"])
+    assert json.loads(flag_wins.output)["options"]["store"] == "other.zarr"
+    assert "FAT_STORE" in CliRunner().invoke(main, ["train", "-h"]).output
+    assert "FAT_STORE" in CliRunner().invoke(main, ["predict", "-h"]).output
+    # Resuming, the run's saved store wins over the variable (it is a default, not a flag).
+    train_args = ["train", "--out", str(out), *cli_flags(**TINY), "--quiet"]
+    trained = CliRunner(env=env).invoke(main, train_args)
+    assert trained.exit_code == 0, trained.output
+    moved = {**env, "FAT_STORE": str(tmp_path / "no-such.zarr")}
+    resume = ["train", "--resume", "--out", str(out), "--epochs", "3", "--quiet"]
+    resumed = CliRunner(env=moved).invoke(main, resume)
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_shell_completion_script(tmp_path):
+    fat = Path(sys.executable).parent / "fat"
+    env = {**os.environ, "_FAT_COMPLETE": "bash_source"}
+    done = subprocess.run([str(fat)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "_fat_completion" in done.stdout and "complete " in done.stdout
+
+
+def test_progress_bars_stay_out_of_logs(tiny_store):
+    # stderr is a pipe here, as in a log file: the lines come, the bar redraws do not.
+    fat = Path(sys.executable).parent / "fat"
+    command = [str(fat), "store", "verify", str(tiny_store)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "frame/s" not in done.stderr and "%|" not in done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_one_line(tiny_store, tmp_path):
+    from tests.synthetic import TINY, cli_flags
+
+    fat = Path(sys.executable).parent / "fat"
+    out = tmp_path / "run"
+    flags = cli_flags(**{**TINY, "epochs": 500})
+    command = [str(fat), "train", "--store", str(tiny_store), "--out", str(out), *flags]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoints" / "last.pt").exists():  # training, past its first epoch
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("interrupted")
+    resume = ["train", "--resume", "--out", str(out), "--epochs", "3", "--quiet"]
+    resumed = CliRunner().invoke(main, resume)
+    assert resumed.exit_code == 0, resumed.output

@@ -82,8 +82,61 @@ def test_verify_ok_then_fails_on_corruption(store):
 
 def test_export_writes_the_clip_as_npy(store, tmp_path):
     out = tmp_path / "x.npy"
-    assert run("store", "export", store, "curated", "clip00004.wav", out).exit_code == 0
+    args = ("store", "export", store, "curated", out, "--format", "npy", "--clip", "clip00004.wav")
+    assert run(*args).exit_code == 0
     np.testing.assert_array_equal(np.load(out), synthetic_clip(4).features)
+    result = run("store", "export", store, "curated", tmp_path / "y.npy", "--format", "npy")
+    assert result.exit_code == 1 and "exactly one --clip" in result.output
+
+
+def expected_clips(n: int = 12):
+    vocab = official_vocabulary()
+    return [(c.clip_id, c.features.T, [vocab[k] for k in np.flatnonzero(c.labels)])
+            for c in (synthetic_clip(i) for i in range(n))]  # fmt: skip
+
+
+def test_export_npz_reads_back_with_numpy(store, tmp_path):
+    out = tmp_path / "curated.npz"
+    assert run("store", "export", store, "curated", out, "--quiet").exit_code == 0
+    z = np.load(out)  # no pickle needed
+    vocab = list(z["vocabulary"])
+    assert json.loads(str(z["feature_config"]))["n_mels"] == 16
+    for k, (clip_id, frames, names) in enumerate(expected_clips()):
+        assert z["clip_ids"][k] == clip_id
+        got = z["frames"][z["offsets"][k] : z["offsets"][k] + z["lengths"][k]]
+        np.testing.assert_array_equal(got, frames)
+        assert [vocab[j] for j in np.flatnonzero(z["labels"][k])] == names
+    again = run("store", "export", store, "curated", out)
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_export_hf_reads_back_with_datasets(store, tmp_path):
+    datasets = pytest.importorskip("datasets", reason="the hf extra is not installed")
+    out = tmp_path / "curated-hf"
+    assert run("store", "export", store, "curated", out, "--format", "hf", "--quiet").exit_code == 0
+    dataset = datasets.load_from_disk(str(out)).with_format("numpy")
+    names = dataset.features["labels"].feature.names
+    assert len(dataset) == 12 and names == list(official_vocabulary())
+    for row, (clip_id, frames, labels) in zip(dataset, expected_clips(), strict=True):
+        assert row["clip_id"] == clip_id
+        np.testing.assert_array_equal(row["log_mel"], frames)
+        assert [names[j] for j in row["labels"]] == labels
+    assert not list(tmp_path.glob(".curated-hf*"))  # nothing partial left beside it
+
+
+def test_export_lhotse_reads_back_with_lhotse(store, tmp_path):
+    lhotse = pytest.importorskip("lhotse", reason="the lhotse extra is not installed")
+    out = tmp_path / "curated-lhotse"
+    args = ("store", "export", store, "curated", out, "--format", "lhotse", "--quiet")
+    assert run(*args, "--clip", "clip00003.wav", "--clip", "clip00007.wav").exit_code == 0
+    cuts = lhotse.CutSet.from_file(out / "cuts.jsonl.gz")
+    wanted = {c[0]: c for c in expected_clips()}
+    assert [cut.id for cut in cuts] == ["clip00003.wav", "clip00007.wav"]
+    for cut in cuts:
+        _, frames, labels = wanted[cut.id]
+        np.testing.assert_array_equal(cut.load_features(), frames)
+        assert cut.custom["labels"] == labels and cut.supervisions[0].custom["labels"] == labels
+        assert cut.num_frames == len(frames)
 
 
 def test_errors_are_one_line_without_traceback(store, tmp_path):

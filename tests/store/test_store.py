@@ -309,3 +309,19 @@ def test_float16_rounding_and_sums_equal_numpy() -> None:
         stored = want.astype(np.float64)
         np.testing.assert_allclose(sums[0], stored.sum(axis=0), rtol=1e-12)
         np.testing.assert_allclose(sums[1], np.square(stored).sum(axis=0), rtol=1e-12)
+
+
+def test_the_plain_zarr_h5py_reader_of_docs_store_md_reads_the_store(store_path):
+    import re
+
+    text = (Path(__file__).parents[2] / "docs" / "store.md").read_text()
+    section = text[text.index("## Reading a store without fat") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(code, namespace)  # the documented snippet, as a reader would paste it
+    clips = build_store(store_path, 7)
+    ids, vocabulary, frames, labels = namespace["read_split"](store_path, "curated")
+    assert ids == [c.clip_id for c in clips] and vocabulary == list(official_vocabulary())
+    for k, clip in enumerate(clips):
+        np.testing.assert_array_equal(frames[clip.clip_id], clip.features)
+        np.testing.assert_array_equal(labels[k], clip.labels)
