@@ -6,15 +6,31 @@ STAMP := $(VENV)/.installed
 # Extras the tests need: the export formats' libraries and TensorBoard among them.
 EXTRAS := test,fast,tensorboard,hf,lhotse
 
-.PHONY: venv lock test test-fast demo lint format bench bench-scale gpu-check clean
+.PHONY: venv lock print-uv-sources test test-fast demo lint format bench bench-scale gpu-check clean
+
+# uv installs the lock ~7x faster than pip (BENCHMARKS.md, "Installing"): it comes from the
+# package index into .venv itself; USE_UV=0, or an index without it, falls back to pip. uv
+# reads no pip configuration, so the machine's find-links and extra indexes (this machine's
+# local CPU torch wheel) are passed to it, all indexes weighed alike as pip does.
+USE_UV ?= 1
+pip_config = $(shell $(PYTHON) -m pip config get global.$(1) 2>/dev/null)
+UV_SOURCES = $(addprefix --find-links ,$(call pip_config,find-links)) \
+	$(addprefix --extra-index-url ,$(call pip_config,extra-index-url))
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first, at the pinned version (the CPU wheel here), so nothing pulls a CUDA build.
-	$(BIN)/python -m pip install -q -c constraints.txt torch
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	if [ "$(USE_UV)" = 1 ] && $(BIN)/python -m pip install -q -c constraints.txt uv; then \
+		$(BIN)/uv pip install -q --python $(BIN)/python --index-strategy unsafe-best-match \
+			$(UV_SOURCES) -c constraints.txt -e ".[$(EXTRAS)]"; \
+	else \
+		$(BIN)/python -m pip install -q --upgrade pip && \
+		$(BIN)/python -m pip install -q -c constraints.txt torch && \
+		$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"; \
+	fi
 	touch $(STAMP)
+
+print-uv-sources:
+	@echo $(UV_SOURCES)
 
 venv: $(STAMP)
 

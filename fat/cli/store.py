@@ -137,7 +137,8 @@ def stats(store_path: Path, split_name: str, png: Path | None) -> None:
 @store.command()
 @STORE
 @click.option("--no-data", is_flag=True, help="Check the index only, not every frame.")
-def verify(store_path: Path, no_data: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def verify(store_path: Path, no_data: bool, quiet: bool) -> None:
     """Check index consistency, lengths, labels, finite values and checksums; exit 1 on problems."""
     with open_store(store_path) as feature_store:
         total = 0

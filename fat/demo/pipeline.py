@@ -56,7 +56,7 @@ def run_demo(out: Path, cfg: DemoConfig, echo: Callable[[str], None] = print) ->
     echo(f"[2/6] featurizing into {store_path}")
     for split in SPLITS:
         labels = data_dir / "test_labels.csv" if split == "test" else None
-        options = FeaturizeOptions(workers=cfg.workers)
+        options = FeaturizeOptions(workers=cfg.workers, quiet=cfg.quiet)
         summary = featurize_split(data_dir, split, store_path, options=options, labels_file=labels)
         for line in summary.lines():
             echo(f"      {line}")
@@ -66,7 +66,8 @@ def run_demo(out: Path, cfg: DemoConfig, echo: Callable[[str], None] = print) ->
     echo(f"[4/6] training the baseline CNN (width {cfg.width}, mixup) into {run}")
     if RunDirectory(run).has_checkpoint():
         shutil.rmtree(run)  # the demo always shows a fresh run
-    summary = train(demo_experiment(cfg), RunOptions(store=str(store_path), out=str(run)))
+    options = RunOptions(store=str(store_path), out=str(run), quiet=cfg.quiet)
+    summary = train(demo_experiment(cfg), options)
     echo(summary.line())
     echo("[5/6] predicting the test split and scoring it against the answer key")
     predict = PredictConfig()
@@ -76,9 +77,9 @@ def run_demo(out: Path, cfg: DemoConfig, echo: Callable[[str], None] = print) ->
             out / "submission.csv",
             test.clip_ids,
             trained.vocabulary,
-            predict_split(trained, test, predict),
+            predict_split(trained, test, predict, progress=not cfg.quiet),
         )
-    evaluation, eval_dir = evaluate_run(run, "test", predict)
+    evaluation, eval_dir = evaluate_run(run, "test", predict, progress=not cfg.quiet)
     echo(f"      test lwlrap {evaluation.lwlrap:.4f}; wrote {eval_dir}")
     echo("[6/6] report")
     clips = write_clip_figures(run, out / "report", predict, n_clips=2)

@@ -14,6 +14,7 @@ class DemoConfig(Settings):
     workers: int | None = setting(None, "Featurize workers.", derived="all cores")
     epochs: int = setting(15, "Training epochs.")
     width: float = setting(0.25, "CNN channel multiplier.")
+    quiet: bool = setting(False, "No progress bars or per-epoch lines (the stage lines stay).")
 
     def problems(self) -> list[str]:
         if self.scale <= 0 or self.epochs < 1 or self.width <= 0 or self.seed < 0:

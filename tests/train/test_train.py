@@ -536,3 +536,16 @@ def test_a_model_broken_in_a_later_epoch_leaves_best_intact(tiny_store, tmp_path
     assert best.epoch == 1
     assert all(torch.isfinite(p).all() for p in best.model.parameters())
     assert len(read_csv(tmp_path / "run" / "metrics.csv")) == 1
+
+
+def test_tensorboard_events_hold_the_metrics_of_metrics_csv(tiny_store, tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    import pandas as pd
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    train(*tiny_run(tiny_store, out, epochs=2))
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    logged = [e.value for e in events.Scalars("val_lwlrap")]
+    assert logged == pytest.approx(pd.read_csv(out / "metrics.csv")["val_lwlrap"].tolist())
