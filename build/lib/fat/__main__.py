@@ -1,0 +1,5 @@
+"""`python -m fat`: the `fat` command."""
+
+from fat.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""`fat` command line: a thin layer over library functions that tests call directly. Options
+of commands with settings are generated from the settings records (`fat.cli.options`)."""
+
+import sys
+
+import click
+
+from fat import __version__
+from fat.core.errors import FatError
+
+
+class FatGroup(click.Group):
+    """Turns a FatError anywhere below into one `error: ...` line and exit status 1, and
+    Ctrl-C into one line and status 130 (128 + SIGINT, as shells report it)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FatError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted; what was written is intact (runs: --resume continues)", err=True
+            )
+            sys.exit(130)
+
+
+@click.group(cls=FatGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fat")
+def main() -> None:
+    """Multi-label audio tagging for FSDKaggle2019-style data."""
+
+
+def _register() -> None:
+    from fat.cli.bench import bench
+    from fat.cli.cv import cv, ensemble, pseudo_label
+    from fat.cli.demo import demo, demo_data
+    from fat.cli.featurize import featurize
+    from fat.cli.predict import evaluate, predict, select_noisy
+    from fat.cli.report import report
+    from fat.cli.store import store
+    from fat.cli.train import train
+
+    for command in (
+        store,
+        featurize,
+        train,
+        cv,
+        predict,
+        ensemble,
+        pseudo_label,
+        evaluate,
+        report,
+        bench,
+        select_noisy,
+        demo_data,
+        demo,
+    ):
+        main.add_command(command)
+
+
+_register()

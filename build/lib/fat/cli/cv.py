@@ -1,0 +1,147 @@
+"""`fat cv` and `fat ensemble`: K-fold cross-validation runs and ensembles of runs, folds and
+checkpoints (`fat.train.cv`, `fat.predict.ensemble`)."""
+
+from pathlib import Path
+
+import click
+
+from fat.cli.options import given_settings, settings_options, store_option
+from fat.cli.train import RECIPE, recipe_settings
+from fat.core.errors import FatError
+from fat.predict.settings import PredictConfig
+from fat.runs.settings import ExperimentConfig, RunOptions
+
+DEFAULT_FOLDS = 5
+
+
+@click.command()
+@settings_options(RunOptions, ExperimentConfig)
+@click.option(
+    "--oof-checkpoint",
+    type=click.Choice(["best", "last", "swa", "ema"]),
+    default="best",
+    show_default=True,
+    help="Checkpoint of each fold that predicts its held-out clips.",
+)
+@RECIPE
+def cv(oof_checkpoint, recipe, **kw) -> None:
+    """K-fold cross-validation (--folds, default 5): the first training split cut into
+    stratified folds, the other splits in every fold's training; --out gets fold0..foldK-1
+    (ordinary runs), oof.csv (every clip predicted by the fold that held it out) and its
+    lwlrap overall, per fold (oof_summary.json) and per class (oof_per_class.csv). Run the
+    same command again to resume a CV that was stopped."""
+    from fat.train.cv import cross_validate
+
+    experiment_given = given_settings(ExperimentConfig, kw)
+    if "fold" in experiment_given:
+        raise FatError("--fold picks one fold of `fat train`; `fat cv` trains them all")
+    folds = experiment_given.pop("folds", DEFAULT_FOLDS)
+    experiment = ExperimentConfig.from_dict({**recipe_settings(recipe), **experiment_given})
+    options = RunOptions.from_dict(given_settings(RunOptions, kw))
+    predict = PredictConfig(checkpoint=oof_checkpoint, device=options.device)
+    summary = cross_validate(experiment, options, folds, predict)
+    click.echo(summary.line())
+
+
+def parse_weights(text: str | None, n: int) -> list[float] | str | None:
+    if text in (None, "equal"):
+        return None
+    if text == "from-oof":
+        return text
+    try:
+        weights = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise FatError(f"--weights: equal, from-oof or {n} numbers a,b,...; got {text!r}") from None
+    if len(weights) != n:
+        raise FatError(f"--weights: {len(weights)} numbers for {n} sources")
+    return weights
+
+
+SOURCES = click.argument("sources", nargs=-1, required=True)
+STORE = store_option("Default: each run's store.")
+HOW = click.option(
+    "--how",
+    type=click.Choice(["mean", "gmean", "rank"]),
+    default="mean",
+    show_default=True,
+    help="How members combine: arithmetic mean, geometric mean, or mean of each clip's class "
+    "ranks.",
+)
+
+
+@click.command()
+@SOURCES
+@click.option("--split", default="test", show_default=True, help="Store split to predict.")
+@STORE
+@HOW
+@click.option(
+    "--weights",
+    default="equal",
+    show_default=True,
+    help="equal; from-oof (fitted on the sources' out-of-fold predictions, CV directories "
+    "only); or one number per source, a,b,...",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Submission CSV.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@settings_options(PredictConfig)
+def ensemble(sources, split, store, how, weights, out, quiet, **kw) -> None:
+    """Combine runs, cross-validations (their folds) and checkpoints (RUN:best, RUN:last,
+    RUN:swa, RUN:ema) into one submission; on a labelled split also print each source's lwlrap and
+    the ensemble's."""
+    from fat.core.submission import write_submission
+    from fat.predict.ensemble import Source, oof_weights, predict_ensemble
+
+    cfg = PredictConfig.from_dict(given_settings(PredictConfig, kw))
+    parsed = [Source.parse(s, cfg.checkpoint) for s in sources]
+    w = parse_weights(weights, len(parsed))
+    if w == "from-oof":
+        w = oof_weights(parsed, how)
+        click.echo("weights from out-of-fold lwlrap: " + ", ".join(f"{x:.2f}" for x in w))
+    result = predict_ensemble(parsed, split, store, how, w, cfg, progress=not quiet)
+    write_submission(out, result.clip_ids, result.vocabulary, result.probs)
+    scores = result.evaluate()
+    if scores is not None:
+        for name, evaluation in scores.items():
+            click.echo(f"{name:<40} lwlrap {evaluation.lwlrap:.4f}")
+    click.echo(f"wrote {out}: {len(result.clip_ids)} clips, {len(parsed)} sources, {how}")
+
+
+@click.command("pseudo-label")
+@SOURCES
+@STORE
+@HOW
+@click.option(
+    "--temperature",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Logits divided by it: < 1 sharpens the teacher's scores, > 1 softens them.",
+)
+@click.option(
+    "--blend",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of the given labels in each target (0: the teacher's alone).",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Targets CSV.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@settings_options(PredictConfig)
+def pseudo_label(sources, store, how, temperature, blend, out, quiet, **kw) -> None:
+    """Soft targets for every noisy clip from a teacher (runs, CV directories, RUN:KIND),
+    for `fat train --noisy-targets OUT`: its probabilities sharpened by a temperature and
+    blended with the given labels."""
+    from fat.core.submission import write_submission
+    from fat.predict.ensemble import Source
+    from fat.predict.pseudo_labels import noisy_targets
+
+    cfg = PredictConfig.from_dict(given_settings(PredictConfig, kw))
+    parsed = [Source.parse(s, cfg.checkpoint) for s in sources]
+    ids, vocabulary, targets = noisy_targets(
+        parsed, store, how, temperature, blend, cfg, progress=not quiet
+    )
+    write_submission(out, ids, vocabulary, targets)
+    click.echo(
+        f"wrote {out}: soft targets for {len(ids)} noisy clips (mean target mass per clip "
+        f"{targets.sum(axis=1).mean():.2f})"
+    )

@@ -1,0 +1,57 @@
+"""`fat featurize`: WAV -> log-mel, once, into a feature store. Its feature options are the
+fields of `LogMelConfig`, its run options those of `FeaturizeOptions`."""
+
+import sys
+from pathlib import Path
+
+import click
+
+from fat.cli.options import given_settings, settings_file_option, settings_options, store_option
+from fat.core.features import LogMelConfig
+from fat.core.layout import SPLITS
+from fat.core.settings import read_settings_file
+from fat.featurize.settings import FeaturizeOptions
+
+
+@click.command()
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="FSDKaggle2019-style directory (train_curated/, train_curated.csv, ...).",
+)
+@click.option(
+    "--split", required=True, type=click.Choice([*SPLITS, "all"]), help="Which split to featurize."
+)
+@store_option("Feature store path: .zarr (default format) or .h5.", "store_path", required=True)
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(path_type=Path),
+    help="Answer-key CSV (fname,labels) for the test split.",
+)
+@settings_file_option("feature settings (a split's saved feature config works)")
+@settings_options(FeaturizeOptions, LogMelConfig)
+def featurize(data_dir, split, store_path, labels_file, config_file, **kw) -> None:
+    """Decode WAVs, compute log-mel features and write them into a feature store.
+
+    Rerunning the same command after an interruption continues where it stopped."""
+    from fat.featurize.run import featurize_split
+
+    options = FeaturizeOptions.from_dict(given_settings(FeaturizeOptions, kw))
+    saved = read_settings_file(config_file) if config_file is not None else {}
+    cfg = LogMelConfig.from_dict({**saved, **given_settings(LogMelConfig, kw)})
+    splits = list(SPLITS) if split == "all" else [split]
+    skipped = 0
+    for name in splits:
+        if split == "all" and not (data_dir / SPLITS[name].folder).is_dir():
+            click.echo(f"{name}: no {SPLITS[name].folder}/ in {data_dir}, nothing to do")
+            continue
+        labels = labels_file if name == "test" else None
+        summary = featurize_split(data_dir, name, store_path, cfg, options, labels_file=labels)
+        for line in summary.lines():
+            click.echo(line)
+        skipped += len(summary.skipped)
+    if options.strict and skipped:
+        click.echo(f"error: {skipped} clip(s) skipped and --strict was given", err=True)
+        sys.exit(1)

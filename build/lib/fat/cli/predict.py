@@ -1,0 +1,135 @@
+"""`fat predict`, `fat evaluate`, `fat select-noisy`: a trained run applied to a store split.
+The options they share are the fields of `PredictConfig`."""
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from fat.cli.options import given_settings, settings_options, store_option
+from fat.predict.settings import PredictConfig
+
+RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
+STORE = store_option("Default: the run's store.")
+QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+
+
+def predict_settings(kw: dict) -> PredictConfig:
+    return PredictConfig.from_dict(given_settings(PredictConfig, kw))
+
+
+@click.command()
+@RUN
+@STORE
+@click.option("--split", default="test", show_default=True, help="Store split to predict.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Submission CSV (default RUN/submission_<split>.csv).",
+)
+@click.option(
+    "--frames",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write frame-level probabilities (models with frame outputs) to this .npz.",
+)
+@QUIET
+@settings_options(PredictConfig)
+def predict(run, store, split, out, frames, quiet, **kw) -> None:
+    """Write Kaggle-format clip probabilities for every clip of a split. RUN may be a
+    cross-validation directory (`fat cv`): its folds' probabilities are averaged."""
+    from fat.core.errors import FatError
+    from fat.core.submission import write_submission
+    from fat.predict.scoring import open_run_split, predict_frames, predict_split
+    from fat.runs.checkpoint import load_trained_model
+    from fat.runs.cv_directory import is_cv_directory
+
+    cfg = predict_settings(kw)
+    out = out or Path(run) / f"submission_{split}.csv"
+    if is_cv_directory(run):
+        from fat.predict.ensemble import Source, predict_ensemble
+
+        if frames is not None:
+            raise FatError("--frames: predict one fold's run for frame-level outputs")
+        source = Source.parse(str(run), cfg.checkpoint)
+        result = predict_ensemble([source], split, store, "mean", None, cfg, progress=not quiet)
+        write_submission(out, result.clip_ids, result.vocabulary, result.probs)
+        click.echo(f"wrote {out}: {len(result.clip_ids)} clips, mean of {len(source.runs)} folds")
+        return
+    trained = load_trained_model(run, cfg.checkpoint)
+    with open_run_split(trained, store, split) as data:
+        probs = predict_split(trained, data, cfg, progress=not quiet)
+        write_submission(out, data.clip_ids, trained.vocabulary, probs)
+        click.echo(f"wrote {out}: {len(data)} clips x {len(trained.vocabulary)} classes")
+        if frames is not None:
+            per_clip = predict_frames(trained, data, cfg, progress=not quiet)
+            if per_clip is None:
+                raise FatError(f"arch {trained.experiment.arch!r} has no frame-level outputs")
+            named = {c: f.astype(np.float32) for c, f in zip(data.clip_ids, per_clip, strict=True)}
+            np.savez_compressed(frames, **named)
+            click.echo(f"wrote {frames}: frame probabilities (T', classes) per clip")
+
+
+@click.command()
+@RUN
+@STORE
+@click.option(
+    "--split",
+    default="val",
+    show_default=True,
+    help="A store split with labels, or 'val': the run's own hold-out per split.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for summary.json and per_class.csv (default RUN/eval/<split>).",
+)
+@click.option("--worst", default=10, show_default=True, help="Classes listed in the table.")
+@QUIET
+@settings_options(PredictConfig)
+def evaluate(run, store, split, out, worst, quiet, **kw) -> None:
+    """lwlrap overall and per class, the worst classes and what they are confused with."""
+    from fat.predict.scoring import evaluate_run
+
+    result, out = evaluate_run(run, split, predict_settings(kw), store, out, progress=not quiet)
+    click.echo(
+        f"lwlrap {result.lwlrap:.4f} on {len(result.truth)} clips ({split}); "
+        f"random scores would get {result.chance_lwlrap:.4f}"
+    )
+    if len(result.parts) > 1:
+        for name in result.parts:
+            click.echo(f"  {name}: {result.subsets[name].overall:.4f}")
+    rows = result.class_results()[:worst]
+    if rows:
+        click.echo(f"{'class':<36} {'lwlrap':>7} {'n':>4}  most confused with")
+        for r in rows:
+            confused = ", ".join(r.confused_with)
+            click.echo(f"{r.name:<36} {r.lwlrap:>7.3f} {r.positives:>4}  {confused}")
+    click.echo(f"wrote {out / 'summary.json'} and {out / 'per_class.csv'}")
+
+
+@click.command("select-noisy")
+@RUN
+@STORE
+@click.option(
+    "--min-lwlrap",
+    default=0.5,
+    show_default=True,
+    help="Keep noisy clips whose own labels rank at least this well.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Clip list file.")
+@QUIET
+@settings_options(PredictConfig)
+def select_noisy(run, store, min_lwlrap, out, quiet, **kw) -> None:
+    """Score the noisy split with a run and list the clips whose labels it agrees with
+    (for `fat train --noisy-clips FILE`)."""
+    from fat.predict.scoring import select_noisy_clips
+
+    cfg = predict_settings(kw)
+    kept, agreement = select_noisy_clips(run, min_lwlrap, out, cfg, store, progress=not quiet)
+    click.echo(
+        f"kept {len(kept)} of {len(agreement)} noisy clips (median agreement "
+        f"{np.nanmedian(agreement):.3f}); wrote {out}"
+    )

@@ -1,0 +1,78 @@
+"""Feature settings, saved with every store split so a number can be traced to how it was made."""
+
+from dataclasses import dataclass
+
+from fat.core.settings import Settings, setting
+
+
+@dataclass(frozen=True)
+class LogMelConfig(Settings):
+    """Log-mel spectrogram settings; defaults follow the strong FAT2019 solutions.
+
+    The transform is librosa's `melspectrogram(center=True, pad_mode="constant", htk=False,
+    norm="slaney")` followed by `power_to_db(ref=1.0, amin=amin, top_db=None)`: frames are
+    centred with zero padding, the window is a periodic Hann, filters use the Slaney mel
+    formula with Slaney (area) normalisation. dB rather than log(x + offset) because it is what
+    librosa and DALI's `to_decibels` both produce, so the store can be checked against either.
+    """
+
+    KIND = "feature config"
+
+    sample_rate: int = setting(44100, "Sample rate (Hz) every clip is resampled to.")
+    n_fft: int = setting(2560, "FFT size in samples.")
+    win_length: int | None = setting(None, "Analysis window length in samples.", derived="n_fft")
+    hop_length: int = setting(
+        347, "Samples between frames (~127 frames/s at 44.1 kHz).", flag="--hop"
+    )
+    window: str = setting("hann", "Analysis window (a periodic Hann).", choices=("hann",))
+    n_mels: int = setting(128, "Mel bands.")
+    fmin: float = setting(20.0, "Lowest mel filter edge (Hz).")
+    fmax: float | None = setting(None, "Highest mel filter edge (Hz).", derived="sample_rate / 2")
+    power: float = setting(2.0, "Exponent of the magnitude spectrum (2: power).")
+    mel_scale: str = setting("slaney", "Mel formula and filter normalisation.", choices=("slaney",))
+    log_scale: str = setting(
+        "db", "10 * log10(max(S, amin)), ref 1.0, no top_db clipping.", choices=("db",)
+    )
+    amin: float = setting(1e-10, "Floor of the mel power before the log.")
+    center: bool = setting(True, "Centre frames on their sample (zero padding at both ends).")
+    min_samples: int = setting(
+        2560,
+        "Shorter clips are zero-padded at the end to this many samples, so every stored clip "
+        "has at least 1 + n_fft // hop_length frames.",
+    )
+    dtype: str = setting("float16", "Stored value type.", choices=("float16", "float32"))
+
+    def __post_init__(self) -> None:
+        # Settings that follow others unless given are resolved first, so the saved record
+        # always holds the value that was used.
+        if self.win_length is None:
+            object.__setattr__(self, "win_length", self.n_fft)
+        if self.fmax is None and isinstance(self.sample_rate, int):
+            object.__setattr__(self, "fmax", self.sample_rate / 2)
+        super().__post_init__()
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.sample_rate <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
+            problems.append("sample_rate, hop_length and n_mels must be positive")
+        if not 0 < self.win_length <= self.n_fft:
+            problems.append(f"win_length {self.win_length} must be in (0, n_fft={self.n_fft}]")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            problems.append(f"need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}")
+        if not self.center and self.min_samples < self.n_fft:
+            problems.append(f"center=False needs min_samples >= n_fft ({self.n_fft})")
+        return problems
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def lead_samples(self) -> int:
+        """Zeros before the clip's first sample: frame f starts at f * hop - lead_samples."""
+        return self.n_fft // 2 if self.center else 0
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for a clip of `n_samples` samples (after minimum-length padding)."""
+        padded = max(n_samples, self.min_samples) + 2 * self.lead_samples
+        return 1 + (padded - self.n_fft) // self.hop_length

@@ -1,0 +1,466 @@
+"""Featurize one split of an FSDKaggle2019-style directory into a feature store.
+
+Decoding, log-mel and encoding run on `workers` threads (spawned processes past
+`THREADS_UP_TO` CPU workers); results come back in CSV order to the one writer, which commits
+every few clips. Rerunning after a kill skips committed clips, and
+because order is fixed the result equals an uninterrupted run. A bad file never stops the run:
+it is skipped with one line (file, reason) in the summary and in an errors CSV by the store.
+"""
+
+import csv
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fat.core.device import device_name
+from fat.core.errors import FatError
+from fat.core.features import LogMelConfig
+from fat.core.files import atomic_write
+from fat.core.ids import check_clip_id
+from fat.core.labels import LabelIssue, LabelTable, read_labels_csv, read_vocabulary
+from fat.core.layout import SAMPLE_SUBMISSION, check_data_dir, split_layout
+from fat.core.progress import progress_bar
+from fat.featurize.audio import DEFAULT_LIMITS, AudioLimits, load_audio
+from fat.featurize.logmel import LogMelExtractor, available_fft_backends
+from fat.featurize.settings import FeaturizeOptions
+from fat.store import ClipRecord, EncodedClip, SplitWriter, encode_clip, open_store
+
+Task = tuple[str, Path, np.ndarray]  # clip id, file, labels
+
+
+@dataclass(frozen=True)
+class SkippedClip:
+    file: str
+    line: int | None  # CSV line, for problems found in the CSV
+    clip_id: str
+    reason: str
+
+
+@dataclass
+class FeaturizeSummary:
+    split: str
+    store: Path
+    clips_total: int = 0
+    written: int = 0
+    already_committed: int = 0
+    skipped: list[SkippedClip] = field(default_factory=list)
+    seconds: float = 0.0
+    startup_seconds: float = 0.0  # until the first clip came back: reading the CSV, store open
+    audio_seconds: float = 0.0
+    errors_csv: Path | None = None
+    compute: str = ""  # where the log-mel ran: "cpu (ducc0 FFT), 2 threads", "cuda (torch), ..."
+    notes: list[str] = field(default_factory=list)  # e.g. a commit the store rolled back
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, result: "ClipResult", writer: SplitWriter, folder: Path) -> None:
+        """Account for one worker result: the clip written, or skipped with its reason."""
+        if not self.startup_seconds:
+            self.startup_seconds = time.perf_counter() - self.started
+        if result.error is not None:
+            path = str(folder / result.clip_id)
+            self.skipped.append(SkippedClip(path, None, result.clip_id, result.error))
+            return
+        writer.add(result.clip)
+        self.written += 1
+        self.audio_seconds += result.clip.record.source_duration_s
+
+    @property
+    def audio_hours_per_s(self) -> float:
+        return self.audio_seconds / 3600 / max(time.perf_counter() - self.started, 1e-9)
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds else 0.0
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_seconds / self.seconds if self.seconds else 0.0
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.split}: {self.written} clips written, {self.already_committed} already in "
+            f"the store, {len(self.skipped)} skipped, of {self.clips_total}",
+        ]
+        if self.written:
+            out.append(
+                f"{self.split}: {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
+                f"({self.clips_per_second:.1f} clips/s, {self.x_realtime:.0f}x realtime, "
+                f"log-mel on {self.compute})"
+            )
+        out += self.notes
+        out += [
+            f"skipped {s.file}{f':{s.line}' if s.line else ''}: {s.reason}" for s in self.skipped
+        ]
+        if self.errors_csv:
+            out.append(f"skipped clips listed in {self.errors_csv}")
+        return out
+
+
+def errors_csv_path(store_path: Path, split: str) -> Path:
+    """Where the skipped clips of a split are listed: beside the store."""
+    return store_path.with_name(f"{store_path.name}.{split}.errors.csv")
+
+
+def _clip_table(
+    data_dir: Path, split: str, labels_file: Path | None, vocab: tuple[str, ...], strict: bool
+) -> tuple[LabelTable, bool, list[SkippedClip]]:
+    """The clips to featurize with their targets, whether the split is labelled, and the
+    CSV rows that were rejected."""
+    layout = split_layout(split)
+    check_data_dir(data_dir, layout)
+    csv_path = data_dir / layout.csv
+    if layout.labelled:
+        clips = read_labels_csv(csv_path, vocab, strict=strict)
+    elif csv_path.exists():
+        clips = read_labels_csv(csv_path, vocab, strict=strict, labelled=False)
+    else:  # no clip list: every file in the folder, under a name that can be a clip id
+        names, issues = [], []
+        for p in sorted((data_dir / layout.folder).iterdir()):
+            if p.is_file():
+                reason = check_clip_id(p.name)
+                if reason:
+                    issues.append(LabelIssue(str(p), 0, p.name, f"{reason}; rename the file"))
+                else:
+                    names.append(p.name)
+        targets = np.zeros((len(names), len(vocab)), np.uint8)
+        clips = LabelTable(vocab, names, targets, issues)
+    rejected = [SkippedClip(i.file, i.line or None, i.fname, i.reason) for i in clips.issues]
+    if layout.labelled or labels_file is None:
+        return clips, layout.labelled, rejected
+    answers = read_labels_csv(labels_file, vocab, strict=strict)
+    rejected += [SkippedClip(i.file, i.line, i.fname, i.reason) for i in answers.issues]
+    row = {name: i for i, name in enumerate(answers.fnames)}
+    keep = [name for name in clips.fnames if name in row]
+    rejected += [
+        SkippedClip(str(labels_file), None, name, "no labels in the answer key")
+        for name in clips.fnames
+        if name not in row
+    ]
+    targets = answers.targets[[row[name] for name in keep]]
+    return LabelTable(vocab, keep, targets), True, rejected
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """What a worker made of one file: an encoded clip, or the reason it was skipped."""
+
+    clip_id: str
+    clip: EncodedClip | None
+    error: str | None
+
+
+# Threads stop scaling past a few workers: the GIL-held part of each clip (file parsing,
+# kernel dispatch, the hand-off) serialises them, where processes scale on; on few cores
+# threads win, as processes start slowly and pickle their results (BENCHMARKS.md).
+THREADS_UP_TO = 4
+CLIPS_PER_PROCESS_TASK = 8  # amortises the inter-process round trip
+
+
+def compute_device(name: str, workers: int) -> str:
+    """The device for the log-mel: "cpu" or "cuda:N". "auto" is the GPU when there is one and
+    at most `THREADS_UP_TO` workers (where it measured faster), else the CPU, whose worker
+    processes scale further than threads around one GPU can."""
+    if name == "auto" and workers > THREADS_UP_TO:
+        return "cpu"
+    return device_name(name)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs to featurize a clip: picklable, sent to worker processes."""
+
+    cfg: LogMelConfig
+    device: str = "cpu"
+    limits: AudioLimits = DEFAULT_LIMITS
+
+
+class ClipFeaturizer:
+    """Decode, log-mel and encode one file; one instance per worker thread (the CPU extractor
+    keeps work buffers)."""
+
+    def __init__(
+        self, cfg: LogMelConfig, device: str = "cpu", limits: AudioLimits = DEFAULT_LIMITS
+    ) -> None:
+        self.cfg = cfg
+        self.limits = limits
+        if device == "cpu":
+            self.extract = LogMelExtractor(cfg)
+        else:
+            from fat.featurize.logmel_torch import TorchLogMelExtractor
+
+            self.extract = TorchLogMelExtractor(cfg, device)
+
+    def __call__(self, clip_id: str, path: Path, labels: np.ndarray) -> ClipResult:
+        """Any failure on bad data becomes an error string: decoders can raise nearly anything
+        on a malformed file, and one file must not stop a run."""
+        try:
+            audio, info = load_audio(path, self.cfg.sample_rate, self.limits)
+            record = ClipRecord(
+                clip_id,
+                self.extract(audio),
+                labels,
+                info.sample_rate,
+                info.channels,
+                info.duration_s,
+            )
+            encoded = encode_clip(record, self.cfg.dtype)
+            # Any inf or NaN frame makes the per-mel sums non-finite: a 256-value check instead
+            # of a pass over every frame (float16 checks are slow in numpy).
+            if not np.isfinite(encoded.sums).all():
+                return ClipResult(clip_id, None, "non-finite values in the log-mel")
+            return ClipResult(clip_id, encoded, None)
+        except FatError as e:
+            return ClipResult(clip_id, None, str(e).removeprefix(f"{path}: "))
+        except Exception as e:  # noqa: BLE001 - see docstring
+            return ClipResult(clip_id, None, f"cannot featurize: {type(e).__name__}: {e}")
+
+
+_featurizer = threading.local()
+
+
+def _featurize_batch(batch: list[Task], job: Job) -> list[ClipResult]:
+    """Run in a worker thread or process: one `ClipFeaturizer` per thread, kept across calls."""
+    if getattr(_featurizer, "job", None) != job:
+        _featurizer.run = ClipFeaturizer(job.cfg, job.device, job.limits)
+        _featurizer.job = job
+    return [_featurizer.run(*task) for task in batch]
+
+
+def _on_processes(device: str, workers: int) -> bool:
+    return device == "cpu" and workers > THREADS_UP_TO
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker-process start: leave when the parent is gone. A parent killed with SIGKILL
+    cannot stop its pool, and the workers would wait on their task queue for ever (each holds
+    a write end of it, so it never reads end-of-file)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent has threads (zarr's event loop) that fork would copy
+    # mid-flight.
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def _results(
+    tasks: list[Task], job: Job, workers: int, on_submit: Callable[[list[Task]], None]
+) -> Iterator[ClipResult]:
+    """Featurize `tasks` on `workers` threads, or processes past `THREADS_UP_TO` on the CPU;
+    results in task order.
+
+    Threads up to a few workers: decoding (file reads, libsndfile), the FFT (ducc0 or scipy),
+    the numba kernels (compiled `nogil`) and the numpy steps all release the GIL, so threads
+    scale without process start-up or pickling. A CUDA log-mel always runs on threads around
+    one CUDA context (processes with a context each measured slower). At most `ahead`
+    clips wait, which bounds memory and lets workers run on while the writer commits.
+    `on_submit` hears of every batch before a worker gets it.
+    """
+    if _on_processes(job.device, workers):
+        pool = _process_pool(workers)
+        per_task = CLIPS_PER_PROCESS_TASK
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="featurize")
+        per_task = 1
+    batches = [tasks[i : i + per_task] for i in range(0, len(tasks), per_task)]
+    ahead = 64 * workers // per_task
+
+    def submit(batch: list[Task]):
+        on_submit(batch)
+        return pool.submit(_featurize_batch, batch, job)
+
+    with pool:
+        pending = deque(submit(b) for b in batches[:ahead])
+        try:
+            for batch in batches[ahead:]:
+                yield from pending.popleft().result()
+                pending.append(submit(batch))
+            while pending:
+                yield from pending.popleft().result()
+        except BrokenProcessPool:
+            raise FatError(
+                "a featurize worker process died (out of memory, or a crash while decoding); "
+                "rerun the same command: the clips it was working on are then tried one at a "
+                "time, and a file that kills its worker again is skipped"
+            ) from None
+        finally:  # the consumer stopped early (an error, Ctrl-C): drop what has not started
+            for future in pending:
+                future.cancel()
+
+
+class InFlight:
+    """The clips whose featurizing has started and not finished, in a file beside the store.
+    A run the system kills (out of memory on one file) leaves it behind; the next run tries
+    those clips one at a time first (`_isolated`), so a file that kills its worker is skipped
+    with a reason instead of killing every rerun."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = None
+
+    def left_by_last_run(self) -> set[str]:
+        unfinished: set[str] = set()
+        if self.path.exists():
+            for line in self.path.read_text(errors="replace").splitlines():
+                mark, _, clip_id = line.partition(" ")
+                (unfinished.add if mark == "+" else unfinished.discard)(clip_id)
+        return unfinished
+
+    def __enter__(self) -> "InFlight":
+        self._file = open(self.path, "a", buffering=1)  # each line reaches the OS at once
+        return self
+
+    def started(self, batch: list[Task]) -> None:
+        self._file.write("".join(f"+ {clip_id}\n" for clip_id, _, _ in batch))
+
+    def finished(self, clip_id: str) -> None:
+        self._file.write(f"- {clip_id}\n")
+
+    def __exit__(self, exc_type, *_) -> None:
+        self._file.close()
+        if exc_type is None:  # a whole run: nothing is in flight
+            self.path.unlink(missing_ok=True)
+
+
+def _isolated(tasks: list[Task], job: Job, in_flight: InFlight) -> Iterator[ClipResult]:
+    """Each task alone in one worker process: a task whose worker dies is skipped with that
+    reason, and a fresh worker takes the next."""
+    pool = None
+    try:
+        for task in tasks:
+            pool = pool or _process_pool(1)
+            in_flight.started([task])
+            try:
+                yield from pool.submit(_featurize_batch, [task], job).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False)
+                pool = None
+                yield ClipResult(task[0], None, WORKER_DIED)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+WORKER_DIED = (
+    "its featurize worker died on it in the last run and again now (killed by the system: "
+    "out of memory?)"
+)
+
+
+def featurize_split(
+    data_dir: Path,
+    split: str,
+    store_path: Path,
+    config: LogMelConfig | None = None,
+    options: FeaturizeOptions | None = None,
+    labels_file: Path | None = None,
+) -> FeaturizeSummary:
+    """Featurize one split; returns what happened. With `options.strict`, CSV problems raise
+    at once. `labels_file`: an answer key (fname,labels) for the test split. Past
+    `THREADS_UP_TO` workers on the CPU the work is done by spawned processes, so a script that
+    calls this needs the usual `if __name__ == "__main__":` guard around its own work."""
+    data_dir, store_path = Path(data_dir), Path(store_path)
+    cfg = config or LogMelConfig()
+    opts = options or FeaturizeOptions()
+    workers = opts.workers or os.cpu_count() or 1
+    device = compute_device(opts.device, workers)
+    job = Job(cfg, device, AudioLimits(max_seconds=opts.max_seconds))
+    layout = split_layout(split)
+    vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
+    table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, opts.strict)
+    summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
+    summary.clips_total = len(table.fnames) + len(rejected)
+    with open_store(store_path, "a", format=opts.store_format) as store:
+        writer = store.writer(
+            layout.name,
+            cfg,
+            vocab,
+            labelled=labelled,
+            overwrite=opts.overwrite,
+            compression=opts.compression,
+            commit_every=opts.commit_every,
+        )
+        with writer:
+            tasks = []
+            for name, labels in zip(table.fnames, table.targets, strict=True):
+                if name in writer.committed:
+                    summary.already_committed += 1
+                    continue
+                path = data_dir / layout.folder / name
+                if not path.is_file():
+                    summary.skipped.append(SkippedClip(str(path), None, name, "file not found"))
+                    continue
+                tasks.append((name, path, labels))
+            bar = progress_bar(total=len(tasks), unit="clip", show=not opts.quiet, desc=split)
+            workers = min(workers, len(tasks) or 1)
+            where = "processes" if _on_processes(device, workers) else "threads"
+            summary.compute = (
+                f"cpu ({available_fft_backends()[0]} FFT)"
+                if device == "cpu"
+                else f"{device} (torch)"
+            ) + f", {workers} {where if workers > 1 else 'thread'}"
+            in_flight = InFlight(in_flight_path(store_path, split))
+            suspects = in_flight.left_by_last_run()
+            with in_flight:
+                for result in _ordered_results(tasks, suspects, job, workers, in_flight):
+                    in_flight.finished(result.clip_id)
+                    summary.add(result, writer, data_dir / layout.folder)
+                    bar.update(1)
+                    bar.set_postfix_str(f"{summary.audio_hours_per_s:.3f} audio-h/s", refresh=False)
+            bar.close()
+            if writer.recovery:
+                summary.notes.append(f"{split}: {writer.recovery}")
+    summary.seconds = time.perf_counter() - summary.started
+    summary.errors_csv = _write_errors(errors_csv_path(store_path, split), summary.skipped)
+    return summary
+
+
+def _ordered_results(
+    tasks: list[Task], suspects: set[str], job: Job, workers: int, in_flight: InFlight
+) -> Iterator[ClipResult]:
+    """Results in task order: the clips a killed run left in flight are featurized first, one
+    at a time (`_isolated`), the rest by the workers, then merged back into order."""
+    early = {
+        r.clip_id: r for r in _isolated([t for t in tasks if t[0] in suspects], job, in_flight)
+    }
+    rest = _results([t for t in tasks if t[0] not in early], job, workers, in_flight.started)
+    for clip_id, _, _ in tasks:
+        yield early.pop(clip_id) if clip_id in early else next(rest)
+
+
+def in_flight_path(store_path: Path, split: str) -> Path:
+    """Where a running featurize keeps the clips in flight: beside the store."""
+    return store_path.with_name(f"{store_path.name}.{split}.inflight")
+
+
+def _write_errors(path: Path, skipped: list[SkippedClip]) -> Path | None:
+    """The errors CSV always describes the latest run: rewritten, or removed when clean."""
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return None
+    with atomic_write(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "line", "clip_id", "reason"])
+        for s in skipped:
+            writer.writerow([s.file, s.line or "", s.clip_id, s.reason])
+    return path

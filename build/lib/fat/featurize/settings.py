@@ -1,0 +1,54 @@
+"""How `fat featurize` runs (not what it computes: that is `LogMelConfig`)."""
+
+from dataclasses import dataclass
+
+from fat.core.device import check_device_name
+from fat.core.settings import Settings, setting
+from fat.store.layout import COMPRESSIONS
+
+
+@dataclass(frozen=True)
+class FeaturizeOptions(Settings):
+    KIND = "featurize options"
+
+    workers: int | None = setting(
+        None,
+        "Workers decoding and computing: threads, or spawned processes past 4 "
+        "(where threads stop scaling).",
+        derived="all cores",
+    )
+    device: str = setting(
+        "auto",
+        "Where the log-mel runs: cpu, cuda or cuda:N (torch), or auto: CUDA when there is a "
+        "GPU and at most 4 workers (measured faster there), else the CPU.",
+    )
+    store_format: str | None = setting(
+        None,
+        "Store format when the suffix does not say.",
+        choices=("zarr", "hdf5"),
+        flag="--format",
+        derived="the suffix: .zarr or .h5",
+    )
+    compression: str = setting("none", "Chunk compression (Zarr only).", choices=COMPRESSIONS)
+    max_seconds: float = setting(
+        600.0,
+        "Longest clip decoded, by what its header says; longer files (or headers claiming "
+        "absurd rates) are skipped with a reason before any decoding.",
+    )
+    commit_every: int = setting(
+        256, "Clips per commit (or every 5 s): what a kill can lose and a rerun redoes."
+    )
+    overwrite: bool = setting(False, "Recompute the split from scratch.")
+    strict: bool = setting(False, "Exit 1 if any clip or CSV row is skipped.")
+    quiet: bool = setting(False, "No progress bar.")
+
+    def problems(self) -> list[str]:
+        problems = []
+        reason = check_device_name(self.device)
+        if reason:
+            problems.append(reason)
+        if (self.workers is not None and self.workers < 1) or self.commit_every < 1:
+            problems.append("need workers >= 1 and commit_every >= 1")
+        if self.max_seconds <= 0:
+            problems.append("max_seconds must be > 0")
+        return problems

@@ -1,0 +1,135 @@
+"""What a model reads, and whole-clip scores from a crop-trained model.
+
+`ModelInput` turns raw crops (as `gather_crops` gives them) into the model's input on its
+device: normalised in float32, padded, (B, n_mels, T). Training and prediction share it, so a
+model sees the same numbers whichever path its crops came by. Scores are sliding windows over
+each clip's full length."""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from fat.store import Split
+from fat.store.crops import gather_crops
+from fat.store.normalize import Normalizer
+
+
+class ModelInput:
+    """Raw crops (B, T, n_mels) and their own-frame counts -> the model's input on `device`:
+    float32, normalised per mel band, frames past a clip's own set to 0 (the mean) when `pad`
+    is "zeros" (else the repeats stay), as (B, n_mels, T)."""
+
+    def __init__(self, normalizer: Normalizer, device: torch.device, pad: str = "wrap"):
+        self.device = device
+        self.pad = pad
+        self.mean = torch.from_numpy(normalizer.mean).to(device)
+        self.std = torch.from_numpy(normalizer.std).to(device)
+
+    def __call__(self, crops, own) -> torch.Tensor:
+        x = torch.as_tensor(crops).to(self.device, non_blocking=True).float()
+        x = (x - self.mean) / self.std
+        if self.pad == "zeros":
+            own = torch.as_tensor(own).to(self.device, non_blocking=True)
+            frame = torch.arange(x.shape[1], device=self.device)
+            x = x.masked_fill((frame[None, :] >= own[:, None])[..., None], 0.0)
+        return x.transpose(1, 2)
+
+
+def window_starts(length: int, crop: int, overlap: float) -> list[int]:
+    """Window starts covering [0, length): every `crop * (1 - overlap)` frames, plus one flush
+    with the end; a clip shorter than the crop has one window (repeated to fill it)."""
+    if length <= crop:
+        return [0]
+    hop = max(1, int(round(crop * (1 - overlap))))
+    starts = list(range(0, length - crop + 1, hop))
+    if starts[-1] != length - crop:
+        starts.append(length - crop)
+    return starts
+
+
+@torch.no_grad()
+def _window_probs(
+    model: torch.nn.Module, batch: torch.Tensor, frames: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Clip and (for `frames`) frame probabilities of a batch of model inputs, in eval mode."""
+    was_training = model.training
+    model.eval()
+    if frames:
+        logits, frame_probs = model.forward_frames(batch)
+    else:
+        logits, frame_probs = model(batch), None
+    model.train(was_training)
+    to_numpy = lambda t: t.double().cpu().numpy()  # noqa: E731
+    return to_numpy(torch.sigmoid(logits)), None if frame_probs is None else to_numpy(frame_probs)
+
+
+def score_clips(
+    model: torch.nn.Module,
+    split: Split,
+    clips: np.ndarray,
+    crop_frames: int,
+    inputs: ModelInput,
+    overlap: float = 0.5,
+    tta: str = "mean",
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Probabilities (len(clips), n_classes): each clip's windows scored and reduced by `tta`
+    (mean or max over windows); a clip shorter than a window is repeated to fill it.
+    `progress` is called with the number of clips finished."""
+    owner, clip_of, start_of = [], [], []
+    for k, c in enumerate(np.asarray(clips).tolist()):
+        for s in window_starts(int(split.lengths[c]), crop_frames, overlap):
+            owner.append(k)
+            clip_of.append(c)
+            start_of.append(s)
+    owner_arr = np.array(owner, np.int64)
+    clip_arr, start_arr = np.array(clip_of, np.int64), np.array(start_of, np.int64)
+    n_classes = split.labels.shape[1]
+    total = np.zeros((len(clips), n_classes))
+    best = np.zeros((len(clips), n_classes))
+    counts = np.bincount(owner_arr, minlength=len(clips))
+    done = 0
+    for lo in range(0, len(owner_arr), batch_size):
+        sl = slice(lo, lo + batch_size)
+        crops, own = gather_crops(split, clip_arr[sl], start_arr[sl], crop_frames)
+        probs, _ = _window_probs(model, inputs(crops, own))
+        np.add.at(total, owner_arr[sl], probs)
+        np.maximum.at(best, owner_arr[sl], probs)
+        if progress is not None:
+            end = min(lo + batch_size, len(owner_arr))
+            # owner_arr[end] is the first clip with windows left; every clip before it is done.
+            finished = len(clips) if end == len(owner_arr) else int(owner_arr[end])
+            progress(finished - done)
+            done = finished
+    return total / np.maximum(counts, 1)[:, None] if tta == "mean" else best
+
+
+def frame_scores(
+    model: torch.nn.Module,
+    split: Split,
+    clip: int,
+    crop_frames: int,
+    inputs: ModelInput,
+    overlap: float = 0.5,
+) -> np.ndarray | None:
+    """Frame-level class probabilities over a whole clip, (T', n_classes) at the model's frame
+    rate, overlapping windows averaged; None for models without frame outputs."""
+    length = int(split.lengths[clip])
+    starts = window_starts(length, crop_frames, overlap)
+    n = len(starts)
+    crops, own = gather_crops(split, np.full(n, clip), np.array(starts), crop_frames)
+    _, frames = _window_probs(model, inputs(crops, own), frames=True)
+    if frames is None:
+        return None
+    ratio = crop_frames / frames.shape[1]
+    out_len = max(1, int(np.ceil(length / ratio)))
+    total = np.zeros((out_len, frames.shape[2]))
+    count = np.zeros(out_len)
+    for s, f in zip(starts, frames, strict=True):
+        first = int(round(s / ratio))
+        span = min(len(f), out_len - first)
+        total[first : first + span] += f[:span]
+        count[first : first + span] += 1
+    return total / np.maximum(count, 1)[:, None]

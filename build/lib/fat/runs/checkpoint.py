@@ -1,0 +1,135 @@
+"""Checkpoints: everything to resume a run exactly or to predict with nothing else at hand.
+
+Saved with torch.save and read back with `weights_only=True`, so loading a checkpoint cannot
+run code: only tensors, numbers, strings, lists and dicts go in. Every checkpoint carries the
+run's identity: its experiment settings, feature settings, vocabulary and normalisation.
+"""
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fat.core.errors import FatError
+from fat.core.features import LogMelConfig
+from fat.core.files import atomic_write
+from fat.models import TaggingModel, create_model
+from fat.runs.directory import INPUTS, RunDirectory
+from fat.runs.settings import ExperimentConfig
+from fat.store.normalize import Normalizer
+
+FORMAT = 2  # 2: "experiment" apart from the run options (1 held both as "config")
+KINDS = ("best", "last", "swa", "ema")
+SNAPSHOT = "snapshot-"  # + epoch: the end of a cosine-restarts cycle
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Written beside `path`, fsynced, then renamed over it: a kill or a power cut during the
+    save leaves the previous checkpoint of that name whole."""
+    with atomic_write(path, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FatError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise FatError(
+            f"{path}: refused: it holds Python objects beyond tensors and plain data, which "
+            "could run code when loaded (checkpoints load with weights_only=True); a fat "
+            "checkpoint never does"
+        ) from None
+    except Exception as e:  # torch raises many types for a damaged or foreign file
+        raise FatError(f"{path}: not a readable fat checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise FatError(f"{path}: not a fat checkpoint of format {FORMAT}")
+    return state
+
+
+def run_identity(
+    experiment: ExperimentConfig,
+    feature_config: LogMelConfig,
+    vocabulary: tuple[str, ...],
+    normalizer: Normalizer,
+) -> dict[str, Any]:
+    """The part of every checkpoint that says what the model is and what it expects as input."""
+    return {
+        "experiment": experiment.to_dict(),
+        "feature_config": feature_config.to_dict(),
+        "vocabulary": list(vocabulary),
+        "normalizer": {
+            "mean": torch.from_numpy(normalizer.mean),
+            "std": torch.from_numpy(normalizer.std),
+        },
+    }
+
+
+@dataclass
+class TrainedModel:
+    """A model restored from a checkpoint, with what prediction needs to feed it."""
+
+    model: torch.nn.Module
+    experiment: ExperimentConfig
+    feature_config: LogMelConfig
+    vocabulary: tuple[str, ...]
+    normalizer: Normalizer
+    epoch: int
+    kind: str
+    store: str  # the store the run trained from, as its options name it
+    validation_ids: dict[str, list[str]] | None = None  # per split, the clips held out
+
+
+def build_model(experiment: ExperimentConfig, n_mels: int, n_classes: int) -> TaggingModel:
+    """The untrained network of `experiment`: its arch, width and settings, with the
+    noisy-clip head when it trains one; the one place a run's model is made."""
+    model = create_model(
+        experiment.arch, n_mels, n_classes, experiment.width, **experiment.model_kwargs
+    )
+    if experiment.noisy_head:
+        model.add_noisy_head()
+    return model
+
+
+def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
+    """A run's `kind` (best, last, swa or ema) checkpoint as a model in eval mode on the CPU."""
+    if kind not in KINDS and not (kind.startswith(SNAPSHOT) and kind[len(SNAPSHOT) :].isdigit()):
+        raise FatError(
+            f"checkpoint must be one of {', '.join(KINDS)} or {SNAPSHOT}<epoch>, got {kind!r}"
+        )
+    run = RunDirectory(run_dir)
+    path = run.checkpoint(kind)
+    if not path.exists() and kind == "swa":
+        raise FatError(f"{path}: run has no SWA checkpoint (train with --swa-start)")
+    if not path.exists() and kind.startswith(SNAPSHOT):
+        raise FatError(f"{path}: no such snapshot (`fat train --schedule cosine-restarts`)")
+    if not path.exists() and kind == "ema":
+        raise FatError(f"{path}: run has no EMA checkpoint (train with --ema DECAY)")
+    state = load_checkpoint(path)
+    experiment = ExperimentConfig.from_dict(state["experiment"])
+    feature_config = LogMelConfig.from_dict(state["feature_config"])
+    vocabulary = tuple(state["vocabulary"])
+    model = build_model(experiment, feature_config.n_mels, len(vocabulary))
+    model.load_state_dict(state["model"])
+    model.eval()
+    norm = state["normalizer"]
+    normalizer = Normalizer(
+        np.asarray(norm["mean"].numpy(), np.float32), np.asarray(norm["std"].numpy(), np.float32)
+    )
+    _, options = run.read_settings()
+    splits = run.read_inputs().get("splits") if (run.path / INPUTS).exists() else None
+    return TrainedModel(
+        model,
+        experiment,
+        feature_config,
+        vocabulary,
+        normalizer,
+        int(state["epoch"]),
+        kind,
+        str(options.get("store", "")),
+        {name: list(s["val"]) for name, s in splits.items()} if splits else None,
+    )

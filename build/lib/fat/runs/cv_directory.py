@@ -1,0 +1,72 @@
+"""A cross-validation directory on disk: its settings, one run directory per fold, and the
+out-of-fold predictions with their scores.
+
+    CV_DIR/cv.json              the experiment (without fold), the options, the number of folds
+    CV_DIR/fold0 .. foldK-1/    ordinary run directories (`fat.runs.directory`)
+    CV_DIR/foldI/oof.csv        fold I's probabilities for the clips it held out
+    CV_DIR/oof.csv              every clip of the folded split, from the fold that held it out
+    CV_DIR/oof_summary.json     OOF lwlrap overall and per fold
+    CV_DIR/oof_per_class.csv    OOF lwlrap per class
+"""
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from fat.core.errors import FatError
+from fat.core.files import atomic_write
+from fat.runs.directory import RunDirectory, read_json, write_json
+
+CV_SETTINGS = "cv.json"
+OOF = "oof.csv"
+OOF_SUMMARY = "oof_summary.json"
+OOF_PER_CLASS = "oof_per_class.csv"
+
+
+def is_cv_directory(path: Path | str) -> bool:
+    return (Path(path) / CV_SETTINGS).is_file()
+
+
+class CVDirectory:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    def fold(self, i: int) -> RunDirectory:
+        return RunDirectory(self.path / f"fold{i}")
+
+    def fold_oof(self, i: int) -> Path:
+        return self.fold(i).path / OOF
+
+    @property
+    def oof(self) -> Path:
+        return self.path / OOF
+
+    def write_settings(self, settings: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.path / CV_SETTINGS, settings)
+
+    def read_settings(self) -> dict[str, Any]:
+        return read_json(self.path / CV_SETTINGS, "not a cross-validation directory?")
+
+    def folds(self) -> list[RunDirectory]:
+        """The fold runs, in order; FatError for a CV directory with a fold never started."""
+        k = int(self.read_settings()["folds"])
+        runs = [self.fold(i) for i in range(k)]
+        missing = [r.path.name for r in runs if not r.has_checkpoint()]
+        if missing:
+            raise FatError(
+                f"{self.path}: fold(s) {', '.join(missing)} not trained yet; run `fat cv` again "
+                "with the same settings to finish"
+            )
+        return runs
+
+    def write_scores(self, summary: dict[str, Any], per_class: list[dict[str, Any]]) -> None:
+        write_json(self.path / OOF_SUMMARY, summary)
+        columns = ["class", "lwlrap", "weight", "positives"]
+        with atomic_write(self.path / OOF_PER_CLASS, newline="") as f:
+            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(per_class)
+
+    def read_summary(self) -> dict[str, Any]:
+        return read_json(self.path / OOF_SUMMARY, "written when every fold has trained")

@@ -1,0 +1,469 @@
+"""Storage backends: the few primitive operations the feature store needs, for Zarr v3 and HDF5.
+
+Everything about clips, commits and verification lives in the modules around this one and is
+written once; a backend only creates, renames and deletes splits (a group of growable arrays
+plus a JSON meta record), hands out array handles that slice like numpy, makes every write so
+far durable on `sync` (raising when it could not), and knows its own crash-safety mechanics:
+
+- Zarr: every chunk and metadata file is replaced atomically (zarr's LocalStore writes a
+  temporary file and renames it), so a reader or a killed writer only ever sees whole chunks.
+- HDF5: appends run in SWMR mode, whose ordered metadata flushes keep the file consistent at
+  every instant. A writer killed in SWMR mode leaves the "open for write" flag set in the
+  superblock; the next writer (which holds the store lock, so no fat writer is alive) clears
+  it the way `h5clear -s` does before reopening. h5py reports a failed write of cached data
+  only when a dataset is flushed or closed, and ignores it when a dataset object is freed:
+  so the backend keeps one handle per dataset and flushes each one on `sync`.
+"""
+
+import contextlib
+import ctypes
+import glob
+import json
+import os
+import shutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fat import __version__
+from fat.core.errors import FatError
+from fat.store.direct import ChunkFiles
+from fat.store.layout import COMMIT_ARRAY, ArraySpec
+
+STORE_FORMAT = "fat-feature-store"
+# 2: the commit mark also holds the previous commit; splits have a generation id; an
+# overwrite builds the new split under a temporary name. Stores of format 1 read as before.
+STORE_FORMAT_VERSION = 2
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SWMR_READ_ATTEMPTS = 20
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+def _not_a_store(path: Path, why: str) -> FatError:
+    return FatError(f"{path}: not a fat feature store ({why})")
+
+
+def check_format(path: Path, attrs: Any) -> None:
+    """FatError unless `attrs` (the store root's) mark a fat store this version can read."""
+    if attrs.get("format") != STORE_FORMAT:
+        raise _not_a_store(path, "no fat store marker")
+    version = int(attrs.get("format_version", 0))
+    if version > STORE_FORMAT_VERSION:
+        raise FatError(
+            f"{path}: written by fat {attrs.get('tool_version', '?')} (store format {version}); "
+            f"this is fat {__version__} (store format {STORE_FORMAT_VERSION}); upgrade fat"
+        )
+
+
+def _root_attributes() -> dict[str, Any]:
+    return {
+        "format": STORE_FORMAT,
+        "format_version": STORE_FORMAT_VERSION,
+        "tool_version": __version__,
+    }
+
+
+class Backend(ABC):
+    """Primitive storage operations; array handles support `a[i:j]`, `a[i:j] = v`, `.shape`,
+    `.chunks` and `.resize(shape)` (both zarr.Array and h5py.Dataset do)."""
+
+    def __init__(self, path: Path, writable: bool):
+        self.path = Path(path)
+        self.writable = writable
+
+    @staticmethod
+    @abstractmethod
+    def lock_path_for(path: Path) -> Path:
+        """Where the single-writer lock of the store at `path` (resolved) lives."""
+
+    @staticmethod
+    @abstractmethod
+    def probe(path: Path) -> bool:
+        """Before any side effect: whether a store exists at `path` (False: none yet, one may
+        be created there); FatError when something else is there."""
+
+    @abstractmethod
+    def group_names(self) -> list[str]:
+        """Every complete split group, including temporary ones (see `fat.store.store`)."""
+
+    @abstractmethod
+    def create_split(self, split: str, meta: dict[str, Any], arrays: dict[str, ArraySpec]) -> None:
+        """Create all arrays with zero rows, in the order given: the commit mark comes last,
+        so a split whose creation was interrupted is recognisably incomplete (and not listed)."""
+
+    @abstractmethod
+    def delete_split(self, split: str) -> None: ...
+
+    @abstractmethod
+    def rename_split(self, split: str, new_name: str) -> None:
+        """Give `split` the name `new_name`, which must be free; atomic where the format allows."""
+
+    @abstractmethod
+    def meta(self, split: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def array(self, split: str, name: str) -> Any: ...
+
+    def direct_frames(self, split: str) -> ChunkFiles | None:
+        """A reader of the split's frames that bypasses the format's library, where the
+        layout allows one (`fat.store.direct`); None to read through the library."""
+        return None
+
+    def sync(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
+        """Make every write so far visible to readers before the next one (commit ordering),
+        raising OSError when a write failed."""
+
+    @abstractmethod
+    def refresh(self) -> None:
+        """Drop cached array metadata so a reader sees a concurrent writer's appends."""
+
+    @abstractmethod
+    def disk_usage(self) -> int: ...
+
+    def compact(self) -> None:  # noqa: B027 - only formats that leave holes need it
+        """Give back the space of deleted splits, where the format does not reuse it."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class ZarrBackend(Backend):
+    def __init__(self, path: Path, writable: bool):
+        import zarr
+
+        super().__init__(path, writable)
+        self._zarr = zarr
+        exists = self.probe(self.path)
+        if not exists and not writable:
+            raise FatError(f"{self.path}: no such store")
+        if not exists:
+            self.path.mkdir(parents=True, exist_ok=True)
+            zarr.create_group(self.path, attributes=_root_attributes())
+        try:
+            self._root = zarr.open_group(self.path, mode="r+" if writable else "r")
+        except Exception as e:  # zarr raises several types for unreadable metadata
+            raise _not_a_store(self.path, f"cannot open as Zarr: {e}") from None
+        check_format(self.path, self._root.attrs)
+        self._arrays: dict[tuple[str, str], Any] = {}
+
+    @staticmethod
+    def lock_path_for(path: Path) -> Path:
+        return path / "writer.lock"
+
+    @staticmethod
+    def probe(path: Path) -> bool:
+        if path.is_file():
+            raise FatError(f"{path}: is a file, not a Zarr store (a Zarr store is a directory)")
+        if not path.exists():
+            return False
+        if not path.is_dir():
+            raise FatError(f"{path}: neither a directory nor a file; not a Zarr store")
+        entries = {p.name for p in path.iterdir()}
+        if entries <= {"writer.lock"}:
+            return False
+        if "zarr.json" not in entries:
+            raise _not_a_store(path, "a directory without zarr.json; choose another path")
+        return True
+
+    def group_names(self) -> list[str]:
+        return sorted(
+            p.name for p in self.path.iterdir() if (p / COMMIT_ARRAY / "zarr.json").is_file()
+        )
+
+    def create_split(self, split, meta, arrays):
+        from zarr.codecs import ZstdCodec
+
+        group = self._root.create_group(split, overwrite=True, attributes={"meta": meta})
+        for name, spec in arrays.items():
+            group.create_array(
+                name,
+                shape=(0, *spec.row_shape),
+                chunks=(spec.chunk_rows, *spec.row_shape),
+                dtype=spec.dtype,
+                fill_value=0,
+                compressors=[ZstdCodec(level=3)] if spec.compression == "zstd" else None,
+                # Flat chunk files (c.0.0) rather than one directory per chunk (c/0/0): a
+                # directory per 1024 frames made each chunk write a mkdir too, and a split of
+                # thousands of directories is slow to list, copy and delete.
+                chunk_key_encoding={"name": "default", "separator": "."},
+            )
+
+    def _forget(self, split: str) -> None:
+        self._arrays = {k: v for k, v in self._arrays.items() if k[0] != split}
+
+    def delete_split(self, split):
+        self._forget(split)
+        shutil.rmtree(self.path / split, ignore_errors=True)
+
+    def rename_split(self, split, new_name):
+        self._forget(split)
+        os.rename(self.path / split, self.path / new_name)  # one directory rename: atomic
+
+    def meta(self, split):
+        # The group's zarr.json read as the file it is: zarr's own open costs a millisecond of
+        # asyncio, and readers check a split's generation on every batch.
+        try:
+            document = json.loads((self.path / split / "zarr.json").read_text())
+            return dict(document["attributes"]["meta"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise FatError(f"{self.path}: split {split!r} has no readable metadata ({e})") from None
+
+    def direct_frames(self, split):
+        return ChunkFiles.from_zarr_metadata(self.path / split / "frames")
+
+    def array(self, split, name):
+        key = (split, name)
+        if key not in self._arrays:
+            mode = "r+" if self.writable else "r"
+            array = self._zarr.open_array(self.path / split / name, mode=mode)
+            if self.writable:
+                # By default zarr compares every chunk it writes with the fill value to skip
+                # empty ones: a full extra pass over the data for chunks that are never empty.
+                array = array.with_config({"write_empty_chunks": True})
+            self._arrays[key] = array
+        return self._arrays[key]
+
+    def refresh(self):
+        self._arrays.clear()
+
+    def disk_usage(self):
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    def close(self):
+        self._arrays.clear()
+
+
+def _hdf5_library() -> ctypes.CDLL:
+    """The HDF5 shared library h5py itself loaded (same handle, so ids are shared)."""
+    import h5py
+
+    libs = os.path.join(os.path.dirname(h5py.__file__), os.pardir, "h5py.libs", "libhdf5-*.so*")
+    found = sorted(glob.glob(libs))
+    return ctypes.CDLL(found[0] if found else "libhdf5.so")
+
+
+def clear_hdf5_write_flag(path: Path) -> None:
+    """What `h5clear -s --increment=0` does: clear the superblock's "open for write" flag a
+    killed SWMR writer leaves, and move the end-of-allocation marker to the real end of file.
+    Only call it while holding the store's writer lock (no live writer)."""
+    from h5py import h5f, h5p
+
+    lib = _hdf5_library()
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    true = ctypes.c_bool(True)
+    for prop in (b"clear_status_flags", b"skip_eof_check"):
+        if lib.H5Pset(ctypes.c_int64(fapl.id), prop, ctypes.byref(true)) < 0:
+            raise FatError(f"{path}: cannot recover HDF5 file after a crash (H5Pset {prop!r})")
+    fid = h5f.open(os.fsencode(path), h5f.ACC_RDWR, fapl=fapl)
+    try:
+        if lib.H5Fincrement_filesize(ctypes.c_int64(fid.id), ctypes.c_uint64(0)) < 0:
+            raise FatError(f"{path}: cannot recover HDF5 file after a crash (EOA fix-up)")
+    finally:
+        fid.close()
+
+
+class HDF5Backend(Backend):
+    def __init__(self, path: Path, writable: bool):
+        import h5py
+
+        super().__init__(path, writable)
+        self._h5py = h5py
+        self._datasets: dict[tuple[str, str], Any] = {}
+        exists = self.probe(self.path)
+        if not exists and not writable:
+            raise FatError(f"{self.path}: no such store")
+        if not exists:
+            with h5py.File(self.path, "w", libver="latest") as f:
+                f.attrs.update(_root_attributes())
+        self._file = self._open()
+        try:
+            check_format(self.path, dict(self._file.attrs))
+        except FatError:
+            self._file.close()
+            raise
+        except Exception as e:  # noqa: BLE001 - h5py raises KeyError, OSError... on damage
+            self._file.close()
+            raise _not_a_store(self.path, f"unreadable HDF5, damaged? ({_one_line(e)})") from None
+        self._enter_swmr()
+
+    @staticmethod
+    def probe(path: Path) -> bool:
+        if not path.exists():
+            return False
+        if not path.is_file():
+            raise FatError(f"{path}: not a file; an HDF5 store is one .h5 file")
+        with open(path, "rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise _not_a_store(path, "not an HDF5 file")
+        return True
+
+    def _open(self):
+        h5py = self._h5py
+        try:
+            if not self.writable:
+                return self._open_swmr_read()
+            try:
+                return h5py.File(self.path, "a", libver="latest")
+            except OSError as e:
+                if "already open for" not in str(e):
+                    raise
+                clear_hdf5_write_flag(self.path)  # a killed SWMR writer; we hold the lock
+                return h5py.File(self.path, "a", libver="latest")
+        except OSError as e:
+            if "errno = 11" in str(e) or "unable to lock file" in str(e):
+                raise FatError(self._locked_message()) from None
+            raise _not_a_store(self.path, f"cannot open as HDF5: {e}") from None
+
+    def _open_swmr_read(self):
+        """Read-only in SWMR mode, which works whether or not a writer is appending right now.
+        A SWMR reader retries metadata whose checksum fails, taking it for a write in progress;
+        HDF5's default of 100 retries with exponential back-off waits about an hour on a damaged
+        file, 20 give up after about a second and still cover a writer's update."""
+        from h5py import h5f, h5p
+
+        fapl = h5p.create(h5p.FILE_ACCESS)
+        fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+        attempts = ctypes.c_uint(SWMR_READ_ATTEMPTS)
+        if _hdf5_library().H5Pset_metadata_read_attempts(ctypes.c_int64(fapl.id), attempts) < 0:
+            raise FatError(
+                f"{self.path}: cannot set up an HDF5 reader (H5Pset_metadata_read_attempts)"
+            )
+        flags = h5f.ACC_RDONLY | h5f.ACC_SWMR_READ
+        return self._h5py.File(h5f.open(os.fsencode(self.path), flags, fapl=fapl))
+
+    def _locked_message(self) -> str:
+        if self.writable:
+            return (
+                f"{self.path}: open by another process for reading; close it (a notebook, "
+                "`fat store`, a disk-backed training run) or use a Zarr store for concurrent reads"
+            )
+        return (
+            f"{self.path}: another process is creating or replacing a split in it right now; "
+            "try again when it has finished"
+        )
+
+    @staticmethod
+    def lock_path_for(path: Path) -> Path:
+        return path.with_name(path.name + ".lock")
+
+    def _enter_swmr(self) -> None:
+        # A writer spends all its time in SWMR mode, where readers may open the file and a
+        # SIGKILL leaves it consistent; only creating/deleting a split briefly leaves it.
+        if self.writable and not self._file.swmr_mode:
+            self._file.flush()
+            self._file.swmr_mode = True
+
+    def _reopen_for_structure(self) -> None:
+        # SWMR mode forbids creating or deleting objects and cannot be switched off in place.
+        self.sync()
+        self._datasets.clear()
+        if self._file.swmr_mode:
+            self._file.close()
+            self._file = self._open()
+
+    def group_names(self):
+        return sorted(name for name, group in self._file.items() if COMMIT_ARRAY in group)
+
+    def create_split(self, split, meta, arrays):
+        self._reopen_for_structure()
+        if split in self._file:
+            del self._file[split]
+        group = self._file.create_group(split)
+        group.attrs["meta"] = json.dumps(meta)
+        for name, spec in arrays.items():
+            if spec.compression != "none":
+                raise FatError(
+                    f"{self.path}: HDF5 stores are uncompressed (got {spec.compression})"
+                )
+            group.create_dataset(
+                name,
+                shape=(0, *spec.row_shape),
+                maxshape=(None, *spec.row_shape),
+                chunks=(spec.chunk_rows, *spec.row_shape),
+                dtype=np.dtype(spec.dtype),
+                fillvalue=0,
+            )
+        self._enter_swmr()
+
+    def delete_split(self, split):
+        self._reopen_for_structure()
+        if split in self._file:
+            del self._file[split]
+        self._enter_swmr()
+
+    def rename_split(self, split, new_name):
+        self._reopen_for_structure()
+        self._file.move(split, new_name)
+        self._enter_swmr()
+
+    def meta(self, split):
+        return json.loads(self._file[split].attrs["meta"])
+
+    def array(self, split, name):
+        key = (split, name)
+        if key not in self._datasets:
+            self._datasets[key] = self._file[split][name]
+        return self._datasets[key]
+
+    def sync(self):
+        if self.writable:
+            for dataset in self._datasets.values():
+                dataset.flush()  # raises where a cached chunk could not be written
+            self._file.flush()
+
+    def refresh(self):
+        for group in self._file.values():
+            for dataset in group.values():
+                dataset.refresh()
+
+    def disk_usage(self):
+        return self.path.stat().st_size
+
+    def compact(self):
+        """Rewrite the file without the holes deleted splits left (HDF5 does not reuse freed
+        space across opens): every group copied into a new file, which then replaces this one."""
+        self._reopen_for_structure()
+        tmp = self.path.with_name(self.path.name + ".compact")
+        with self._h5py.File(tmp, "w", libver="latest") as out:
+            out.attrs.update(dict(self._file.attrs))
+            for name in self._file:
+                self._file.copy(self._file[name], out, name=name)
+            out.flush()
+            os.fsync(out.id.get_vfd_handle())
+        self._file.close()
+        os.replace(tmp, self.path)
+        self._file = self._open()
+        self._enter_swmr()
+
+    def close(self):
+        if self._file:
+            self._datasets.clear()
+            # Closing fails only after a write already failed (it flushes what could not be
+            # written): that failure was reported, and the last commit is intact.
+            with contextlib.suppress(OSError, RuntimeError):
+                self._file.close()
+
+
+BACKENDS: dict[str, type[Backend]] = {"zarr": ZarrBackend, "hdf5": HDF5Backend}
+SUFFIXES = {".zarr": "zarr", ".h5": "hdf5", ".hdf5": "hdf5"}
+
+
+def format_for(path: Path, format: str | None = None) -> str:
+    """The backend name for `path`: the explicit `format`, else by suffix (.zarr, .h5, .hdf5)."""
+    if format is not None:
+        if format not in BACKENDS:
+            raise FatError(f"unknown store format {format!r}; choose one of {sorted(BACKENDS)}")
+        return format
+    try:
+        return SUFFIXES[Path(path).suffix.lower()]
+    except KeyError:
+        raise FatError(
+            f"{path}: cannot tell the store format from the suffix; use .zarr or .h5, "
+            "or pass --format zarr|hdf5"
+        ) from None

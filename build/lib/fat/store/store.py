@@ -1,0 +1,276 @@
+"""`FeatureStore`: a store on disk, its splits, its single writer; `open_store` opens one.
+
+An overwrite never destroys the split it replaces before the new one is whole: the new split
+is built as `<name>~new` (resumable like any split), then swapped in by renames, the old one
+kept as `<name>~old` until the new one has its name. A store opened for writing finishes a
+swap that was interrupted, so at every instant either the old or the new split is complete.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+from fat import __version__
+from fat.core.errors import FatError
+from fat.core.features import LogMelConfig
+from fat.core.ids import check_clip_id, validate_clip_id
+from fat.core.lock import ExclusiveLock
+from fat.store.backends import BACKENDS, format_for
+from fat.store.layout import (
+    COMPRESSIONS,
+    NEW_SUFFIX,
+    OLD_SUFFIX,
+    SplitMeta,
+    default_frames_chunk,
+)
+from fat.store.reader import Split
+from fat.store.verify import verify_split
+from fat.store.writer import SplitWriter
+
+
+class SplitUnreadable(FatError):
+    """A split whose metadata or index cannot be read; `reason` says why."""
+
+    def __init__(self, path: Path, split: str, reason: str):
+        super().__init__(f"{path}: split {split!r} unreadable: {reason}")
+        self.reason = reason
+
+
+class FeatureStore:
+    """A store on disk. `mode="r"` reads (also while a writer appends; call `refresh()` to see
+    new commits); `mode="a"` creates or appends and holds the store's single-writer lock, taken
+    on the resolved path, so two paths to one store (a symlink) share one lock."""
+
+    def __init__(self, path: Path | str, mode: str = "r", format: str | None = None):
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
+        self.path = Path(path)
+        self.format = format_for(self.path, format)
+        self.mode = mode
+        self._lock: ExclusiveLock | None = None
+        backend_class = BACKENDS[self.format]
+        if mode == "r":
+            self.backend = backend_class(self.path, writable=False)
+        else:
+            backend_class.probe(self.path)  # a foreign file or folder: refused, untouched
+            lock_path = backend_class.lock_path_for(self.path.resolve())
+            made_folder = not lock_path.parent.exists()
+            made_lock = not lock_path.exists()
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = ExclusiveLock(lock_path, self.path, "writing this store")
+            try:
+                self._lock.acquire()
+                self.backend = backend_class(self.path, writable=True)
+                self._finish_swaps()
+            except BaseException:
+                if made_lock:  # leave nothing behind where no store could be opened
+                    lock_path.unlink(missing_ok=True)
+                    if made_folder and not any(lock_path.parent.iterdir()):
+                        lock_path.parent.rmdir()
+                self._lock.release()
+                raise
+        self._splits: dict[str, Split] = {}
+
+    def splits(self) -> list[str]:
+        """The complete splits; temporary ones of an overwrite and names that are not valid
+        split names (a damaged or crafted store) are left out."""
+        return [n for n in self._groups() if check_clip_id(n) is None]
+
+    def _groups(self) -> list[str]:
+        try:
+            return self.backend.group_names()
+        except Exception as e:  # noqa: BLE001 - a damaged store fails in format-specific ways
+            raise FatError(f"{self.path}: cannot list the splits, damaged? ({e})") from None
+
+    def __contains__(self, split: str) -> bool:
+        return split in self.splits()
+
+    def split(self, name: str) -> Split:
+        """A read view of `name` at its last commit; FatError naming the split and the reason
+        when it cannot be read."""
+        if name not in self._splits:
+            if name not in self.splits():
+                have = ", ".join(self.splits()) or "none"
+                raise FatError(f"{self.path}: no split {name!r} (splits: {have})")
+            reopen = partial(_open_split, str(self.path), self.format, name)
+            try:
+                split = Split.open(self.backend, name, reopen)
+            except FatError as e:
+                raise SplitUnreadable(self.path, name, str(e)) from None
+            except Exception as e:  # noqa: BLE001 - damaged arrays fail in format-specific ways
+                reason = f"{type(e).__name__}: {' '.join(str(e).split())}"
+                raise SplitUnreadable(self.path, name, reason) from None
+            self._splits[name] = split
+        return self._splits[name]
+
+    def refresh(self) -> None:
+        """Forget cached views so the next `split()` sees the latest commit."""
+        self.backend.refresh()
+        self._splits.clear()
+
+    def writer(
+        self,
+        split: str,
+        feature_config: LogMelConfig,
+        vocabulary: tuple[str, ...],
+        labelled: bool = True,
+        overwrite: bool = False,
+        frames_chunk: int | None = None,
+        compression: str = "none",
+        commit_every: int = 64,
+    ) -> SplitWriter:
+        """A writer for `split`: creates it, resumes it, or (`overwrite`) builds its
+        replacement, which takes the split's place when the writer closes without an error.
+        An interrupted overwrite leaves the old split as it was; overwriting again continues
+        the replacement where it stopped, when it was made with the same settings.
+
+        Resuming a split made with other feature settings or vocabulary is refused."""
+        if self.mode != "a":
+            raise FatError(f"{self.path}: opened read-only; open with mode='a' to write")
+        validate_clip_id(split)  # split names become group/file names: same rules as ids
+        self._splits.pop(split, None)
+        group = split + NEW_SUFFIX if overwrite else split
+        wanted = (feature_config, tuple(vocabulary), labelled)
+        existing = self._meta_of(group)
+        if existing is not None and not overwrite:
+            self._check_resumable(split, existing, *wanted)
+            meta = existing
+        elif existing is not None and self._matches(existing, *wanted, compression):
+            meta = existing  # an interrupted overwrite with the same settings: continue it
+        else:
+            if compression not in COMPRESSIONS:
+                raise FatError(f"unknown compression {compression!r} (none or zstd)")
+            if self.format == "hdf5" and compression != "none":
+                raise FatError("HDF5 stores are uncompressed; use a .zarr store for zstd")
+            meta = SplitMeta(
+                name=split,
+                feature_config=feature_config,
+                vocabulary=tuple(vocabulary),
+                labelled=labelled,
+                tool_version=__version__,
+                created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+                frames_chunk=frames_chunk or default_frames_chunk(self.format, compression),
+                compression=compression,
+            )
+            self.backend.delete_split(group)
+            self.backend.create_split(group, meta.to_dict(), meta.array_specs())
+        swap = partial(self._swap_in, split) if overwrite else None
+        return SplitWriter(self.backend, meta, group, commit_every=commit_every, on_complete=swap)
+
+    def _meta_of(self, group: str) -> SplitMeta | None:
+        if group not in self.backend.group_names():
+            return None
+        try:
+            return SplitMeta.from_dict(self.backend.meta(group))
+        except FatError:
+            return None  # unreadable metadata: the caller recreates the group
+
+    def _check_resumable(self, split, meta: SplitMeta, features, vocabulary, labelled) -> None:
+        diffs = meta.feature_config.differences(features)
+        if diffs:
+            raise FatError(
+                f"{self.path}: split {split!r} was made with other feature settings "
+                f"({'; '.join(diffs)}); use the same settings, another store, or --overwrite"
+            )
+        if meta.vocabulary != vocabulary:
+            raise FatError(
+                f"{self.path}: split {split!r} has another label vocabulary "
+                f"({len(meta.vocabulary)} classes vs {len(vocabulary)}); use --overwrite"
+            )
+        if meta.labelled != labelled:
+            made = "with" if meta.labelled else "without"
+            raise FatError(
+                f"{self.path}: split {split!r} was made {made} labels; "
+                "use --overwrite to change that"
+            )
+
+    @staticmethod
+    def _matches(meta: SplitMeta, features, vocabulary, labelled, compression) -> bool:
+        return (meta.feature_config, meta.vocabulary, meta.labelled, meta.compression) == (
+            features,
+            vocabulary,
+            labelled,
+            compression,
+        )
+
+    def _swap_in(self, split: str) -> None:
+        """`<split>~new` becomes `split`; the old split is kept as `<split>~old` until then."""
+        groups = self.backend.group_names()
+        if split in groups:
+            self.backend.delete_split(split + OLD_SUFFIX)
+            self.backend.rename_split(split, split + OLD_SUFFIX)
+        self.backend.rename_split(split + NEW_SUFFIX, split)
+        self.backend.delete_split(split + OLD_SUFFIX)
+        self.backend.compact()
+        self._splits.pop(split, None)
+
+    def _finish_swaps(self) -> None:
+        """Complete an overwrite's swap that a kill interrupted (see the module docstring)."""
+        groups = set(self.backend.group_names())
+        for old in [g for g in groups if g.endswith(OLD_SUFFIX)]:
+            split = old.removesuffix(OLD_SUFFIX)
+            if split not in groups:
+                source = split + NEW_SUFFIX if split + NEW_SUFFIX in groups else old
+                self.backend.rename_split(source, split)
+            if old in set(self.backend.group_names()):
+                self.backend.delete_split(old)
+
+    def delete_split(self, split: str) -> None:
+        if self.mode != "a":
+            raise FatError(f"{self.path}: opened read-only")
+        self._splits.pop(split, None)
+        self.backend.delete_split(split)
+
+    def verify(
+        self, check_data: bool = True, progress: Callable[[int], None] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """(problems, notes) over every split; a split that cannot be read is a problem that
+        names it and the reason, never an exception."""
+        problems: list[str] = []
+        notes: list[str] = []
+        for name in self._groups():
+            if name.endswith(NEW_SUFFIX):
+                notes.append(
+                    f"split {name.removesuffix(NEW_SUFFIX)}: an unfinished --overwrite left its "
+                    f"replacement {name!r}; rerun it to finish, or the old split stays"
+                )
+                continue
+            reason = check_clip_id(name)
+            if reason:
+                problems.append(f"split {name!r}: not a valid split name ({reason})")
+                continue
+            try:
+                p, n = verify_split(self.split(name), check_data=check_data, progress=progress)
+            except SplitUnreadable as e:
+                p, n = [f"split {name}: unreadable ({e.reason})"], []
+            except Exception as e:  # noqa: BLE001 - unreadable frames are what verify reports
+                p, n = [f"split {name}: unreadable ({type(e).__name__}: {e})"], []
+            problems += p
+            notes += n
+        return problems, notes
+
+    def disk_usage(self) -> int:
+        return self.backend.disk_usage()
+
+    def close(self) -> None:
+        self.backend.close()
+        if self._lock:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+
+def open_store(path: Path | str, mode: str = "r", format: str | None = None) -> FeatureStore:
+    """Open (mode "a": create) a feature store; the format follows the suffix unless given."""
+    return FeatureStore(path, mode=mode, format=format)
+
+
+def _open_split(path: str, format: str, name: str) -> Split:
+    """A split reopened read-only by path, in whichever process asks (see `Split.__reduce__`)."""
+    return FeatureStore(path, "r", format).split(name)
