@@ -189,3 +189,18 @@ def export(store_path: Path, split_name: str, out: Path, fmt: str, clips, quiet:
             return
         done = export_split(split, out, fmt, list(clips) or None, progress=not quiet)
     click.echo(f"wrote {done.out}: {done.clips} clips, {done.frames:,} frames ({fmt})")
+
+
+@store.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--commit-every", type=int, default=256, show_default=True, help="Clips per commit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def merge(out: Path, inputs: tuple[Path, ...], commit_every: int, quiet: bool) -> None:
+    """Join stores featurized as shards (`fat featurize --shard I/N`) into OUT: the same
+    feature settings and vocabulary required, no clip in two inputs, every checksum verified.
+    A merge that stops is continued by running it again."""
+    from fat.store.merge import merge_stores
+
+    for line in merge_stores(out, list(inputs), commit_every, progress=not quiet).lines():
+        click.echo(line)

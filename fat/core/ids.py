@@ -2,6 +2,7 @@
 and clip-id list files."""
 
 import re
+import zlib
 from pathlib import Path
 
 from fat.core.errors import FatError
@@ -52,3 +53,21 @@ def write_clip_list(path: Path, clip_ids: list[str], comment: str) -> None:
     """The file `read_clip_list` reads: a `# comment` line, then one id per line."""
     with atomic_write(Path(path)) as f:
         f.write(f"# {comment}\n" + "".join(f"{c}\n" for c in clip_ids))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` (0 <= I < N) -> (I, N); FatError naming what is wrong otherwise."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise FatError(f"shard must be I/N with 0 <= I < N, e.g. 0/4; got {text!r}")
+    return i, n
+
+
+def shard_of(clip_id: str, shards: int) -> int:
+    """Which of `shards` a clip belongs to: CRC-32 of its id, so every host, run and Python
+    agrees without coordination (unlike `hash`, which is salted per process)."""
+    return zlib.crc32(clip_id.encode("utf-8")) % shards

@@ -25,7 +25,7 @@ from fat.core.device import device_name
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.core.files import atomic_write
-from fat.core.ids import check_clip_id
+from fat.core.ids import check_clip_id, parse_shard, shard_of
 from fat.core.labels import LabelIssue, LabelTable, read_labels_csv, read_vocabulary
 from fat.core.layout import SAMPLE_SUBMISSION, check_data_dir, split_layout
 from fat.core.progress import progress_bar
@@ -147,6 +147,17 @@ def _clip_table(
     ]
     targets = answers.targets[[row[name] for name in keep]]
     return LabelTable(vocab, keep, targets), True, rejected
+
+
+def _shard(
+    table: LabelTable, rejected: list[SkippedClip], index: int, shards: int
+) -> tuple[LabelTable, list[SkippedClip]]:
+    """The part of a split shard `index` of `shards` owns: its clips, and the rejected rows
+    of those clips (rows without a name go to shard 0, so each is reported once)."""
+    keep = [i for i, name in enumerate(table.fnames) if shard_of(name, shards) == index]
+    mine = [r for r in rejected if (shard_of(r.clip_id, shards) if r.clip_id else 0) == index]
+    names = [table.fnames[i] for i in keep]
+    return LabelTable(table.vocabulary, names, table.targets[keep], table.issues), mine
 
 
 @dataclass(frozen=True)
@@ -388,6 +399,8 @@ def featurize_split(
     layout = split_layout(split)
     vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
     table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, opts.strict)
+    if opts.shard:
+        table, rejected = _shard(table, rejected, *parse_shard(opts.shard))
     summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
     summary.clips_total = len(table.fnames) + len(rejected)
     with open_store(store_path, "a", format=opts.store_format) as store:

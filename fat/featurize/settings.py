@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 
 from fat.core.device import check_device_name
+from fat.core.errors import FatError
+from fat.core.ids import parse_shard
 from fat.core.settings import Settings, setting
 from fat.store.layout import COMPRESSIONS
 
@@ -41,6 +43,11 @@ class FeaturizeOptions(Settings):
     overwrite: bool = setting(False, "Recompute the split from scratch.")
     strict: bool = setting(False, "Exit 1 if any clip or CSV row is skipped.")
     quiet: bool = setting(False, "No progress bar.")
+    shard: str = setting(
+        "",
+        "I/N: featurize only shard I (0-based) of N, the clips whose id's CRC-32 is I mod N, "
+        "into this --store; N such jobs cover the split once, and `fat store merge` joins them.",
+    )
 
     def problems(self) -> list[str]:
         problems = []
@@ -51,4 +58,9 @@ class FeaturizeOptions(Settings):
             problems.append("need workers >= 1 and commit_every >= 1")
         if self.max_seconds <= 0:
             problems.append("max_seconds must be > 0")
+        if self.shard:
+            try:
+                parse_shard(self.shard)
+            except FatError as e:
+                problems.append(str(e))
         return problems
