@@ -5,6 +5,7 @@ networks.py and one `register_model` line below."""
 from fat.models.networks import (
     BaselineCNN,
     GatedCRNN,
+    PannsCNN,
     SkipAttentionCNN,
     TaggingModel,
     TrainingOutputs,
@@ -18,6 +19,15 @@ register_model(
     "the FAT2019 1st-place network: conv blocks with skip connections to the head, channel "
     "and spatial attention, auxiliary heads on the skips (loss weights aux_weights)",
 )
+for name, blocks, kernel in (("cnn14", 6, 3), ("cnn10", 4, 3), ("cnn6", 4, 5)):
+    register_model(
+        name,
+        PannsCNN,
+        f"PANNs {name.upper()} (AudioSet-pretrainable; PANNs' parameter names, so official "
+        "checkpoints load with --pretrained); expects `fat featurize --preset panns` features",
+        blocks=blocks,
+        kernel=kernel,
+    )
 register_model(
     "gcnn",
     GatedCRNN,

@@ -47,7 +47,7 @@ class TaggingModel(nn.Module):
         """A second classifier that the noisy clips' loss goes through (`--noisy-head`)."""
         raise FatError(
             f"{type(self).__name__} has no clip-level classifier to give a noisy-clip head; "
-            "--noisy-head works with the cnn and skip_attention archs"
+            "--noisy-head works with the cnn, skip_attention and PANNs (cnn14, cnn10, cnn6) archs"
         )
 
     def layer_groups(self) -> list[tuple[str, nn.Module]]:
@@ -443,3 +443,88 @@ class GatedCRNN(TaggingModel):
             + [("embed", self.embed), ("rnn", self.rnn)]
             + [("heads", nn.ModuleList([self.frame_head, self.attention_head]))]
         )
+
+
+def pool_where_possible(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Average-pool by `size`, leaving alone any axis already shorter than its pool."""
+    kernel = tuple(k if n >= k else 1 for k, n in zip(size, x.shape[2:], strict=True))
+    return nn.functional.avg_pool2d(x, kernel) if kernel != (1, 1) else x
+
+
+class PannsConvBlock(nn.Module):
+    """PANNs' ConvBlock (two 3x3 conv + BN + ReLU) or ConvBlock5x5 (one 5x5), with its
+    parameter names (conv1, bn1, conv2, bn2), so checkpoints load unchanged."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3):
+        super().__init__()
+        pad = kernel // 2
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel, padding=pad, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.double = kernel == 3
+        if self.double:
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+
+    def forward(self, x: Tensor, pool: tuple[int, int]) -> Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        if self.double:
+            x = torch.relu(self.bn2(self.conv2(x)))
+        return pool_where_possible(x, pool)
+
+
+class PannsCNN(ClipClassifierModel):
+    """CNN14, CNN10 and CNN6 of PANNs (Kong et al. 2020, arXiv 1912.10211; code
+    qiuqiangkong/audioset_tagging_cnn), with PANNs' module and parameter names (bn0,
+    conv_block1..N, fc1, fc_audioset), so the official checkpoints' weights load as they are.
+    Input: the (B, n_mels, T) log-mel of `fat featurize --preset panns` (64 mels), normalised
+    by PANNs' own bn0 over mel bands. `blocks` conv blocks of 64 * 2^k channels (x width),
+    `kernel` 3 (two 3x3 convs per block) or 5 (one 5x5), the last of six blocks unpooled;
+    mean over frequency, max + mean over time, fc1 + ReLU: the embedding."""
+
+    def __init__(
+        self, n_mels: int, n_classes: int, width: float = 1.0, blocks: int = 6, kernel: int = 3
+    ):
+        super().__init__()
+        if blocks not in (4, 6) or kernel not in (3, 5):
+            raise FatError(f"PANNs CNNs have 4 or 6 blocks of kernel 3 or 5: {blocks}, {kernel}")
+        chans = [scaled(64 * 2**k, width) for k in range(blocks)]
+        self.pools = [(2, 2)] * (blocks - 1) + [(1, 1) if blocks == 6 else (2, 2)]
+        self.bn0 = nn.BatchNorm2d(n_mels)
+        for k, (c_in, c_out) in enumerate(zip([1, *chans[:-1]], chans, strict=True)):
+            self.add_module(f"conv_block{k + 1}", PannsConvBlock(c_in, c_out, kernel))
+        self.fc1 = nn.Linear(chans[-1], chans[-1])
+        self.fc_audioset = nn.Linear(chans[-1], n_classes)
+        for linear in (self.fc1, self.fc_audioset):
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+        set_prior_bias(self.fc_audioset)
+
+    @property
+    def classifier(self) -> nn.Linear:  # under its PANNs name, replaced for a new vocabulary
+        return self.fc_audioset
+
+    def conv_blocks(self) -> list[PannsConvBlock]:
+        return [getattr(self, f"conv_block{k + 1}") for k in range(len(self.pools))]
+
+    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+        x = self.bn0(x[:, :, :, None]).permute(0, 3, 2, 1)  # (B, 1, T, mels), PANNs' layout
+        for block, pool in zip(self.conv_blocks(), self.pools, strict=True):
+            x = nn.functional.dropout(block(x, pool), 0.2, self.training)
+        x = x.mean(dim=3)
+        x = x.amax(dim=2) + x.mean(dim=2)
+        x = nn.functional.dropout(x, 0.5, self.training)
+        return torch.relu(self.fc1(x)), ()
+
+    def backbone(self) -> list[nn.Module]:
+        """Everything but the classifier: what `--freeze-backbone-epochs` holds still."""
+        return [self.bn0, *self.conv_blocks(), self.fc1]
+
+    def layer_groups(self) -> list[tuple[str, nn.Module]]:
+        blocks = [(f"conv_block{k + 1}", b) for k, b in enumerate(self.conv_blocks())]
+        head = nn.ModuleList([self.fc1, self.fc_audioset])
+        if self.noisy_classifier is not None:
+            head.append(self.noisy_classifier)
+        return [("bn0", self.bn0), *blocks, ("head", head)]

@@ -5,7 +5,6 @@ run code: only tensors, numbers, strings, lists and dicts go in. Every checkpoin
 run's identity: its experiment settings, feature settings, vocabulary and normalisation.
 """
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.core.files import atomic_write
 from fat.models import TaggingModel, create_model
+from fat.models.pretrained import load_tensors
 from fat.runs.directory import INPUTS, RunDirectory
 from fat.runs.settings import ExperimentConfig
 from fat.store.normalize import Normalizer
@@ -36,16 +36,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise FatError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise FatError(
-            f"{path}: refused: it holds Python objects beyond tensors and plain data, which "
-            "could run code when loaded (checkpoints load with weights_only=True); a fat "
-            "checkpoint never does"
-        ) from None
-    except Exception as e:  # torch raises many types for a damaged or foreign file
-        raise FatError(f"{path}: not a readable fat checkpoint ({type(e).__name__})") from None
+    state = load_tensors(path, str(path))
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise FatError(f"{path}: not a fat checkpoint of format {FORMAT}")
     return state

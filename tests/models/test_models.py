@@ -11,6 +11,9 @@ from fat.models.networks import attention_pool
 TINY = {
     "cnn": {},
     "skip_attention": {},
+    "cnn14": {},
+    "cnn10": {},
+    "cnn6": {},
     "gcnn": {"gcnn_channels": 16, "rnn_hidden": 16},
     "gcnn_vanishing": {},
 }
@@ -147,7 +150,7 @@ def test_auxiliary_heads_train_but_do_not_predict():
         tiny("skip_attention", aux_weights=[1.0])
 
 
-@pytest.mark.parametrize("arch", ["cnn", "skip_attention"])
+@pytest.mark.parametrize("arch", ["cnn", "skip_attention", "cnn10"])
 def test_noisy_head_is_a_second_classifier_over_the_same_embedding(arch):
     torch.manual_seed(0)
     model = tiny(arch)
@@ -168,5 +171,5 @@ def test_noisy_head_is_a_second_classifier_over_the_same_embedding(arch):
 
 
 def test_noisy_head_needs_a_clip_classifier():
-    with pytest.raises(FatError, match="--noisy-head works with the cnn and skip_attention"):
+    with pytest.raises(FatError, match="--noisy-head works with"):
         tiny("gcnn").add_noisy_head()
