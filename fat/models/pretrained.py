@@ -75,3 +75,22 @@ def load_backbone(model: nn.Module, path: Path | str) -> int:
         raise FatError(f"--pretrained {path}: does not fit this arch; " + "; ".join(parts))
     model.load_state_dict(backbone, strict=False)
     return len(backbone)
+
+
+# The front end PANNs networks were trained on (their README and checkpoints' filterbank).
+PANNS_FEATURES = dict(
+    sample_rate=32000, n_fft=1024, hop_length=320, n_mels=64, fmin=50.0, fmax=14000.0
+)
+
+
+def front_end_mismatch(path: Path | str, feature_config) -> str | None:
+    """Why the store's features are not what a PANNs checkpoint's network was trained on
+    (checkpoints that carry PANNs' log-mel front end), or None."""
+    if not any(k.startswith(FRONT_END) for k in read_pretrained(path)):
+        return None
+    differ = [
+        f"{k} {getattr(feature_config, k)} vs {v}"
+        for k, v in PANNS_FEATURES.items()
+        if float(getattr(feature_config, k)) != float(v)
+    ]
+    return ", ".join(differ) or None

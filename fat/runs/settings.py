@@ -114,6 +114,15 @@ class ExperimentConfig(Settings):
         "trained on instead of their labels; copied into the run.",
     )
     init: str = setting("", "Run directory whose best weights initialise the model.")
+    pretrained: str = setting(
+        "",
+        'A PANNs-layout checkpoint ({"model": state_dict}, as the official .pth files) whose '
+        "backbone initialises a cnn14, cnn10 or cnn6; its AudioSet head is replaced by one "
+        "for the store's vocabulary and its waveform front end ignored.",
+    )
+    freeze_backbone_epochs: int = setting(
+        0, "With --pretrained: the first epochs train only the classifier head."
+    )
     folds: int = setting(
         0,
         "Cross-validation: the first training split cut into this many stratified folds, "
@@ -146,6 +155,10 @@ class ExperimentConfig(Settings):
             problems.append(f"ema must be in [0, 1), got {self.ema}")
         if self.swa_start < 0 or self.swa_start > self.epochs:
             problems.append(f"swa_start must be in 0..epochs, got {self.swa_start}")
+        if self.freeze_backbone_epochs < 0 or (self.freeze_backbone_epochs and not self.pretrained):
+            problems.append("freeze_backbone_epochs needs --pretrained and must be >= 0")
+        if self.pretrained and self.init:
+            problems.append("--pretrained and --init both initialise the model: give one")
         if self.noisy_head and "noisy" not in self.train_splits:
             problems.append("noisy_head needs the noisy split in train_splits")
         unknown = set(self.split_weights) - set(self.train_splits)

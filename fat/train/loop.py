@@ -29,6 +29,7 @@ from fat.core.ids import read_clip_list
 from fat.core.progress import progress_bar
 from fat.core.submission import read_submission, write_submission
 from fat.models import TaggingModel, TrainingOutputs
+from fat.models.pretrained import HEADS, front_end_mismatch, load_backbone
 from fat.predict.inference import ModelInput, score_clips
 from fat.runs.checkpoint import (
     SNAPSHOT,
@@ -210,6 +211,10 @@ def set_up(
     model = build_model(experiment, first.feature_config.n_mels, len(first.vocabulary)).to(device)
     if experiment.init and not resume:
         initialise_from(model, experiment, first.vocabulary)
+    if experiment.freeze_backbone_epochs and ranks.world > 1:
+        raise FatError("--freeze-backbone-epochs is not supported under torchrun (DDP) yet")
+    if experiment.pretrained and not resume:
+        load_pretrained(model, experiment, first.feature_config, ranks)
     opt_cls = torch.optim.AdamW if experiment.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=experiment.lr, weight_decay=experiment.weight_decay)
     swa = torch.optim.swa_utils.AveragedModel(model) if experiment.swa_start else None
@@ -401,6 +406,31 @@ def noisy_clip_list(
     return read_clip_list(run.noisy_clips_file if resume else Path(experiment.noisy_clips))
 
 
+def load_pretrained(model: TaggingModel, experiment: ExperimentConfig, features, ranks) -> None:
+    """`--pretrained FILE`: the backbone from a PANNs-layout checkpoint; a warning with the
+    reason when the store's features are not those the checkpoint's network learned from."""
+    if not hasattr(model, "classifier"):
+        raise FatError(f"--pretrained needs an arch with a clip classifier, not {experiment.arch}")
+    mismatch = front_end_mismatch(experiment.pretrained, features)
+    if mismatch and ranks.lead:
+        tqdm.write(
+            f"warning: --pretrained {experiment.pretrained} learned from PANNs' log-mel (32 kHz, "
+            f"n_fft 1024, hop 320, 64 mels, 50-14000 Hz); this store differs ({mismatch}), so "
+            "its filters see other inputs than they were trained on",
+            file=sys.stderr,
+        )
+    load_backbone(model, experiment.pretrained)
+
+
+def freeze_backbone(model: TaggingModel, frozen: bool) -> None:
+    """Hold every weight but the classifiers' still (`--freeze-backbone-epochs`); batch-norm
+    statistics still follow the new data."""
+    heads = {id(p) for name, p in model.named_parameters() if name.startswith(HEADS)}
+    heads |= {id(p) for p in model.classifier.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(not frozen or id(p) in heads)
+
+
 def initialise_from(model: TaggingModel, experiment: ExperimentConfig, vocabulary) -> None:
     """`--init RUN`: start from that run's best weights (same arch and vocabulary)."""
     init = load_trained_model(experiment.init, "best")
@@ -447,6 +477,8 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
     """One pass over the epoch's batches; returns its statistics and the step after it."""
     e, device, model = tr.experiment, tr.device, tr.model
     model.train()
+    if e.freeze_backbone_epochs:
+        freeze_backbone(model, frozen=epoch <= e.freeze_backbone_epochs)
     t0, wait, seen = time.perf_counter(), 0.0, 0
     loss_sum = torch.zeros((), device=device)
     log_loss, log_n = torch.zeros((), device=device), 0

@@ -96,3 +96,42 @@ def test_a_checkpoint_that_does_not_fit_is_named_in_one_message(panns_models, tm
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(FatError, match="not a readable checkpoint"):
         load_backbone(create_model("cnn14", 64, 80), tmp_path / "junk.pth")
+
+
+@pytest.mark.slow
+def test_cnn14_fine_tunes_from_a_panns_checkpoint_head_first(panns_models, tmp_path, capsys):
+    from fat.core.features import LogMelConfig
+    from fat.core.labels import official_vocabulary
+    from fat.runs.checkpoint import load_checkpoint
+    from fat.store import open_store
+    from fat.train.loop import train
+    from tests.synthetic import synthetic_clip, tiny_run
+
+    store = tmp_path / "features.zarr"
+    with (
+        open_store(store, "a") as s,
+        s.writer("curated", LogMelConfig(n_mels=64), official_vocabulary()) as w,
+    ):
+        for i in range(24):
+            w.add(synthetic_clip(i, n_mels=64))
+    ref = randomised_cnn14(panns_models)
+    checkpoint = tmp_path / "Cnn14_mAP=0.431.pth"
+    torch.save({"model": ref.state_dict()}, checkpoint)
+    out = tmp_path / "run"
+    experiment, options = tiny_run(
+        store, out, arch="cnn14", width=1.0, epochs=1, pretrained=str(checkpoint),
+        freeze_backbone_epochs=1, val_fraction=0.25,
+    )  # fmt: skip
+    train(experiment, options)
+    warning = capsys.readouterr().err  # the store is fat's default 44.1 kHz, not PANNs' 32 kHz
+    assert "this store differs (sample_rate 44100 vs 32000, n_fft 2560 vs 1024" in warning
+    after_head = load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    taken = ref.state_dict()
+    torch.testing.assert_close(
+        after_head["conv_block3.conv1.weight"], taken["conv_block3.conv1.weight"]
+    )
+    torch.testing.assert_close(after_head["fc1.weight"], taken["fc1.weight"])
+    assert after_head["fc_audioset.weight"].shape == (80, 2048)
+    train(experiment.replace(epochs=2), options, resume=True)  # the whole network from epoch 2
+    after_all = load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    assert not torch.equal(after_all["conv_block3.conv1.weight"], taken["conv_block3.conv1.weight"])
