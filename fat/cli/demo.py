@@ -31,7 +31,10 @@ from fat.demo.settings import DemoConfig
     is_flag=True,
     help="Add an empty and a text .wav to train_noisy/, and a CSV row without a file.",
 )
-def demo_data(out: Path, seed: int, scale: float, preset: str, bad_files: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def demo_data(
+    out: Path, seed: int, scale: float, preset: str, bad_files: bool, quiet: bool
+) -> None:
     """Write a small synthetic dataset in the FSDKaggle2019 layout to OUT.
 
     Default preset: 12 classes; ~15% of clips carry two labels; clips last 0.4-15 s. ~30% of
@@ -44,7 +47,9 @@ def demo_data(out: Path, seed: int, scale: float, preset: str, bad_files: bool) 
     quiet under an unlabelled one). ~135 MB at scale 1 (capped at 145 MB)."""
     from fat.demo.data import write_demo_dataset
 
-    counts = write_demo_dataset(out, seed=seed, scale=scale, bad_files=bad_files, preset=preset)
+    counts = write_demo_dataset(
+        out, seed=seed, scale=scale, bad_files=bad_files, preset=preset, progress=not quiet
+    )
     click.echo(f"wrote {out}: " + ", ".join(f"{n} {split}" for split, n in counts.items()))
 
 

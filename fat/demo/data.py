@@ -30,6 +30,7 @@ from scipy import signal
 from fat.core.errors import FatError
 from fat.core.labels import official_vocabulary
 from fat.core.layout import SAMPLE_SUBMISSION, SPLITS
+from fat.core.progress import progress_bar
 from fat.demo.sounds import CONFUSABLE, HARD_SOUNDS, SAMPLE_RATE, SOUNDS
 
 MIN_SECONDS, MAX_SECONDS = 0.4, 15.0
@@ -289,7 +290,12 @@ def _write_bad_files(out: Path) -> None:
 
 
 def write_demo_dataset(
-    out: Path, seed: int = 0, scale: float = 1.0, bad_files: bool = False, preset: str = "default"
+    out: Path,
+    seed: int = 0,
+    scale: float = 1.0,
+    bad_files: bool = False,
+    preset: str = "default",
+    progress: bool = False,
 ) -> dict[str, int]:
     """Write train_curated/, train_noisy/, test/, their CSVs, sample_submission.csv (80
     columns) and test_labels.csv (the answer key). Returns the number of clips per split.
@@ -299,7 +305,8 @@ def write_demo_dataset(
     rows: dict[str, list[str]] = {split: [] for split in LABEL_CSVS}
     for split in rows:
         (out / SPLITS[split].folder).mkdir(parents=True, exist_ok=True)
-    for clip in generate_clips(seed, scale, preset):
+    clips = progress_bar(generate_clips(seed, scale, preset), desc="clips", show=progress)
+    for clip in clips:
         path = out / SPLITS[clip.split].folder / clip.name
         sf.write(path, clip.audio, SAMPLE_RATE, "PCM_16")
         rows[clip.split].append(_csv_row(clip.name, clip.shown, vocab))

@@ -132,3 +132,14 @@ def test_ctrl_c_exits_130_with_one_line(tiny_store, tmp_path):
     resume = ["train", "--resume", "--out", str(out), "--epochs", "3", "--quiet"]
     resumed = CliRunner().invoke(main, resume)
     assert resumed.exit_code == 0, resumed.output
+
+
+# Commands that print what a store holds, or (report) draw figures in seconds: no bar to hide.
+NO_PROGRESS = {"fat store info", "fat store ls", "fat store show", "fat store stats", "fat report"}
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[name for name, _ in COMMANDS])
+def test_every_command_with_long_work_has_quiet(name, command):
+    if isinstance(command, click.Group) or name in NO_PROGRESS:
+        return
+    assert "--quiet" in {o for p in command.params for o in getattr(p, "opts", [])}, name
