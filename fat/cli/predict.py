@@ -110,6 +110,37 @@ def evaluate(run, store, split, out, worst, quiet, **kw) -> None:
     click.echo(f"wrote {out / 'summary.json'} and {out / 'per_class.csv'}")
 
 
+@click.command()
+@RUN
+@STORE
+@click.option("--split", default="test", show_default=True, help="Store split to embed.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="EMB.npy: (n_clips, D) float32; the clip ids go to EMB.ids.txt, one per line.",
+)
+@QUIET
+@settings_options(PredictConfig)
+def embed(run, store, split, out, quiet, **kw) -> None:
+    """Clip-level embeddings (the layer before the classifier) of every clip of a split, for
+    downstream use: averaged over the same sliding windows `fat predict` scores."""
+    from fat.core.files import atomic_write
+    from fat.core.ids import write_clip_list
+    from fat.predict.scoring import embed_split, open_run_split
+    from fat.runs.checkpoint import load_trained_model
+
+    cfg = predict_settings(kw)
+    trained = load_trained_model(run, cfg.checkpoint)
+    with open_run_split(trained, store, split) as data:
+        vectors = embed_split(trained, data, cfg, progress=not quiet).astype(np.float32)
+        ids_file = out.with_suffix(".ids.txt")
+        with atomic_write(out, "wb") as f:
+            np.save(f, vectors)
+        write_clip_list(ids_file, data.clip_ids, f"clip ids of the rows of {out.name}")
+    click.echo(f"wrote {out}: {vectors.shape[0]} clips x {vectors.shape[1]}; ids in {ids_file}")
+
+
 @click.command("select-noisy")
 @RUN
 @STORE

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from fat.core.errors import FatError
 from fat.store import Split
 from fat.store.crops import gather_crops
 from fat.store.normalize import Normalizer
@@ -78,32 +79,86 @@ def score_clips(
     """Probabilities (len(clips), n_classes): each clip's windows scored and reduced by `tta`
     (mean or max over windows); a clip shorter than a window is repeated to fill it.
     `progress` is called with the number of clips finished."""
-    owner, clip_of, start_of = [], [], []
-    for k, c in enumerate(np.asarray(clips).tolist()):
-        for s in window_starts(int(split.lengths[c]), crop_frames, overlap):
-            owner.append(k)
-            clip_of.append(c)
-            start_of.append(s)
-    owner_arr = np.array(owner, np.int64)
-    clip_arr, start_arr = np.array(clip_of, np.int64), np.array(start_of, np.int64)
-    n_classes = split.labels.shape[1]
-    total = np.zeros((len(clips), n_classes))
-    best = np.zeros((len(clips), n_classes))
-    counts = np.bincount(owner_arr, minlength=len(clips))
-    done = 0
-    for lo in range(0, len(owner_arr), batch_size):
-        sl = slice(lo, lo + batch_size)
-        crops, own = gather_crops(split, clip_arr[sl], start_arr[sl], crop_frames)
-        probs, _ = _window_probs(model, inputs(crops, own))
-        np.add.at(total, owner_arr[sl], probs)
-        np.maximum.at(best, owner_arr[sl], probs)
-        if progress is not None:
-            end = min(lo + batch_size, len(owner_arr))
-            # owner_arr[end] is the first clip with windows left; every clip before it is done.
-            finished = len(clips) if end == len(owner_arr) else int(owner_arr[end])
-            progress(finished - done)
-            done = finished
-    return total / np.maximum(counts, 1)[:, None] if tta == "mean" else best
+
+    def probs(batch: torch.Tensor) -> np.ndarray:
+        return _window_probs(model, batch)[0]
+
+    windows = ClipWindows(split, clips, crop_frames, overlap)
+    scores = windows.reduce(probs, inputs, tta, batch_size, progress)
+    return scores if len(scores) else np.zeros((0, split.labels.shape[1]))
+
+
+@torch.no_grad()
+def embed_clips(
+    model: torch.nn.Module,
+    split: Split,
+    clips: np.ndarray,
+    crop_frames: int,
+    inputs: ModelInput,
+    overlap: float = 0.5,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Clip embeddings (len(clips), D): the layer before the classifier (`model.features`),
+    averaged over the same sliding windows `score_clips` scores."""
+    if not hasattr(model, "features"):
+        raise FatError(f"{type(model).__name__} has no clip embedding before a classifier")
+
+    def embeddings(batch: torch.Tensor) -> np.ndarray:
+        was_training = model.training
+        model.eval()
+        out = model.features(batch)[0]
+        model.train(was_training)
+        return out.double().cpu().numpy()
+
+    windows = ClipWindows(split, clips, crop_frames, overlap)
+    return windows.reduce(embeddings, inputs, "mean", batch_size, progress)
+
+
+class ClipWindows:
+    """The sliding windows over whole clips that scores and embeddings are averaged over."""
+
+    def __init__(self, split: Split, clips: np.ndarray, crop_frames: int, overlap: float):
+        owner, clip_of, start_of = [], [], []
+        for k, c in enumerate(np.asarray(clips).tolist()):
+            for s in window_starts(int(split.lengths[c]), crop_frames, overlap):
+                owner.append(k)
+                clip_of.append(c)
+                start_of.append(s)
+        self.split, self.n_clips, self.crop_frames = split, len(clips), crop_frames
+        self.owner = np.array(owner, np.int64)
+        self.clip, self.start = np.array(clip_of, np.int64), np.array(start_of, np.int64)
+
+    def reduce(
+        self,
+        values: Callable[[torch.Tensor], np.ndarray],
+        inputs: ModelInput,
+        how: str,
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+    ) -> np.ndarray:
+        """`values` of every window batch, reduced per clip by `how`: mean or max."""
+        total = best = None
+        counts = np.bincount(self.owner, minlength=self.n_clips)
+        done = 0
+        for lo in range(0, len(self.owner), batch_size):
+            sl = slice(lo, lo + batch_size)
+            crops, own = gather_crops(self.split, self.clip[sl], self.start[sl], self.crop_frames)
+            v = values(inputs(crops, own))
+            if total is None:
+                total = np.zeros((self.n_clips, v.shape[1]))
+                best = np.full((self.n_clips, v.shape[1]), -np.inf)
+            np.add.at(total, self.owner[sl], v)
+            np.maximum.at(best, self.owner[sl], v)
+            if progress is not None:
+                end = min(lo + batch_size, len(self.owner))
+                # owner[end] is the first clip with windows left; every clip before it is done.
+                finished = self.n_clips if end == len(self.owner) else int(self.owner[end])
+                progress(finished - done)
+                done = finished
+        if total is None:
+            return np.zeros((0, 0))
+        return total / np.maximum(counts, 1)[:, None] if how == "mean" else best
 
 
 def frame_scores(

@@ -15,7 +15,7 @@ from fat.core.holdout import holdout_mask
 from fat.core.ids import write_clip_list
 from fat.core.metrics import per_sample_lwlrap
 from fat.core.progress import progress_bar
-from fat.predict.inference import ModelInput, frame_scores, score_clips
+from fat.predict.inference import ModelInput, embed_clips, frame_scores, score_clips
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
 from fat.runs.directory import RunDirectory
@@ -80,6 +80,29 @@ def predict_split(
             inputs,
             overlap=cfg.overlap,
             tta=cfg.tta,
+            batch_size=cfg.batch_size,
+            progress=bar.update,
+        )
+
+
+def embed_split(
+    trained: TrainedModel,
+    split: Split,
+    cfg: PredictConfig,
+    clips: np.ndarray | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Clip embeddings (n, D): the layer before the run's classifier, averaged over the same
+    sliding windows as `predict_split`."""
+    clips, inputs = _prepare(trained, split, cfg, clips)
+    with _bar(len(clips), f"embed {split.name}", progress) as bar:
+        return embed_clips(
+            trained.model,
+            split,
+            clips,
+            trained.experiment.crop_frames,
+            inputs,
+            overlap=cfg.overlap,
             batch_size=cfg.batch_size,
             progress=bar.update,
         )

@@ -19,6 +19,7 @@ from fat.predict.scoring import predict_split
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
 from fat.store import open_store
+from fat.store.crops import gather_crops
 from tests.synthetic import SMALL_CONFIG, synthetic_clip
 
 
@@ -159,3 +160,25 @@ def test_gcnn_frame_outputs_cover_each_clip(trained_run, trained_gcnn, tmp_path)
         ],
     )
     assert cnn.exit_code == 1 and "no frame-level outputs" in cnn.output
+
+
+def test_embed_writes_the_layer_before_the_classifier_with_ids(trained_run, tmp_path):
+    store, run = trained_run
+    out = tmp_path / "emb.npy"
+    args = ["embed", str(run), "--store", str(store), "--split", "test", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    vectors = np.load(out)
+    ids = (tmp_path / "emb.ids.txt").read_text().splitlines()[1:]  # after the comment line
+    trained = load_trained_model(run, "best")
+    with open_store(store) as s:
+        split = s.split("test")
+        assert ids == split.clip_ids and vectors.shape == (12, trained.model.classifier.in_features)
+        crop, model = trained.experiment.crop_frames, trained.model.eval()
+        inputs = ModelInput(trained.normalizer, torch.device("cpu"), trained.experiment.pad)
+        for k in (0, 5):  # each row: the mean over the clip's windows of the classifier's input
+            starts = window_starts(int(split.lengths[k]), crop, 0.5)
+            crops, own = gather_crops(split, np.full(len(starts), k), np.array(starts), crop)
+            with torch.no_grad():
+                windows = model.features(inputs(crops, own))[0].numpy()
+            np.testing.assert_allclose(vectors[k], windows.mean(axis=0), rtol=1e-4, atol=1e-5)
