@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Extras the tests need: the export formats' libraries and TensorBoard among them.
-EXTRAS := test,fast,tensorboard,hf,lhotse
+EXTRAS := test,fast,tensorboard,hf,lhotse,onnx
 
 .PHONY: venv lock print-uv-sources test test-fast demo lint format bench bench-scale gpu-check clean
 

@@ -37,7 +37,7 @@ def _register() -> None:
     from fat.cli.cv import cv, ensemble, pseudo_label
     from fat.cli.demo import demo, demo_data
     from fat.cli.featurize import featurize
-    from fat.cli.predict import embed, evaluate, predict, select_noisy
+    from fat.cli.predict import embed, evaluate, export_model, predict, select_noisy
     from fat.cli.report import report
     from fat.cli.store import store
     from fat.cli.train import train
@@ -52,6 +52,7 @@ def _register() -> None:
         pseudo_label,
         evaluate,
         embed,
+        export_model,
         report,
         bench,
         select_noisy,

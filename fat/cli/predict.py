@@ -141,6 +141,34 @@ def embed(run, store, split, out, quiet, **kw) -> None:
     click.echo(f"wrote {out}: {vectors.shape[0]} clips x {vectors.shape[1]}; ids in {ids_file}")
 
 
+@click.command("export")
+@RUN
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["torchscript", "onnx"]),
+    default="torchscript",
+    show_default=True,
+    help="TorchScript (torch.jit.load) or ONNX (onnxruntime and others).",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The model file.")
+@click.option(
+    "--checkpoint",
+    default="best",
+    show_default=True,
+    help="Which checkpoint of the run: best, last, swa, ema or snapshot-<epoch>.",
+)
+def export_model(run, fmt, out, checkpoint) -> None:
+    """A self-contained model of the run: raw log-mel crops (batch, n_mels, crop_frames) ->
+    class probabilities, normalisation included; the vocabulary, feature config and window
+    rule go to OUT with suffix .json."""
+    from fat.predict.export import export_run
+
+    done = export_run(run, fmt, out, checkpoint)
+    shape = "x".join(map(str, done.input_shape[1:]))
+    click.echo(f"wrote {done.model} (input: batch x {shape}) and {done.manifest}")
+
+
 @click.command("select-noisy")
 @RUN
 @STORE

@@ -182,3 +182,37 @@ def test_embed_writes_the_layer_before_the_classifier_with_ids(trained_run, tmp_
             with torch.no_grad():
                 windows = model.features(inputs(crops, own))[0].numpy()
             np.testing.assert_allclose(vectors[k], windows.mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_an_exported_model_scores_clips_as_fat_predict_does(trained_run, tmp_path, fmt):
+    store, run = trained_run
+    out = tmp_path / ("tagger.pt" if fmt == "torchscript" else "tagger.onnx")
+    result = CliRunner().invoke(main, ["export", str(run), "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    trained = load_trained_model(run, "best")
+    assert manifest["vocabulary"] == list(trained.vocabulary)
+    crop = manifest["windows"]["crop_frames"]
+    if fmt == "torchscript":
+        exported = torch.jit.load(str(out))
+
+        def run_exported(x):
+            with torch.no_grad():
+                return exported(torch.from_numpy(x)).numpy()
+    else:
+        onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+        session = onnxruntime.InferenceSession(str(out))
+
+        def run_exported(x):
+            return session.run(None, {"log_mel": x})[0]
+
+    with open_store(store) as s:
+        split = s.split("test")
+        expected = predict_split(trained, split, PredictConfig())
+        for k in (0, 3, 7):  # the manifest's window rule, the exported model, the mean
+            starts = window_starts(int(split.lengths[k]), crop, 0.5)
+            crops, _ = gather_crops(split, np.full(len(starts), k), np.array(starts), crop)
+            x = np.ascontiguousarray(crops.transpose(0, 2, 1), dtype=np.float32)
+            got = run_exported(x).mean(axis=0)
+            np.testing.assert_allclose(got, expected[k], rtol=1e-4, atol=1e-5)
