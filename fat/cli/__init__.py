@@ -37,7 +37,7 @@ def _register() -> None:
     from fat.cli.cv import cv, ensemble, pseudo_label
     from fat.cli.demo import demo, demo_data
     from fat.cli.featurize import featurize
-    from fat.cli.predict import embed, evaluate, export_model, predict, select_noisy
+    from fat.cli.predict import embed, evaluate, export_model, predict, select_noisy, tag
     from fat.cli.report import report
     from fat.cli.store import store
     from fat.cli.train import train
@@ -51,6 +51,7 @@ def _register() -> None:
         ensemble,
         pseudo_label,
         evaluate,
+        tag,
         embed,
         export_model,
         report,

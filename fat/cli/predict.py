@@ -1,6 +1,7 @@
-"""`fat predict`, `fat evaluate`, `fat select-noisy`: a trained run applied to a store split.
-The options they share are the fields of `PredictConfig`."""
+"""`fat predict`, `evaluate`, `select-noisy`, `tag`, `embed` and `export`: a trained run applied
+to a store split, to audio files, or written out. Shared options: the fields of `PredictConfig`."""
 
+import json
 from pathlib import Path
 
 import click
@@ -139,6 +140,75 @@ def embed(run, store, split, out, quiet, **kw) -> None:
             np.save(f, vectors)
         write_clip_list(ids_file, data.clip_ids, f"clip ids of the rows of {out.name}")
     click.echo(f"wrote {out}: {vectors.shape[0]} clips x {vectors.shape[1]}; ids in {ids_file}")
+
+
+@click.command()
+@RUN
+@click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", type=int, default=5, show_default=True, help="Labels shown per file.")
+@click.option(
+    "--threshold", type=float, default=0.0, show_default=True, help="Show only scores >= this."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: the top labels per file; csv: every class's score per file (the submission "
+    "columns); json: the top labels per file.",
+)
+@click.option(
+    "--frames",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for one PNG per file: log-mel, frame-level timeline (frame models), scores.",
+)
+@QUIET
+@settings_options(PredictConfig)
+def tag(run, audio, top_k, threshold, fmt, frames, quiet, **kw) -> None:
+    """Tag audio files (WAV, FLAC, OGG; folders are searched) with RUN, no store needed: each
+    file featurized with the run's feature config and scored with the same sliding windows
+    and TTA as `fat predict`. A file that cannot be read is skipped with a line."""
+    from fat.predict.tagging import tag_files
+
+    cfg = predict_settings(kw)
+    result = tag_files(run, list(audio), cfg, frames=frames is not None, progress=not quiet)
+    for path, reason in result.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    tops = result.top(top_k, threshold)
+    if fmt == "json":
+        rows = [
+            {"file": str(f), "labels": [{"label": n, "score": round(v, 6)} for n, v in t]}
+            for f, t in zip(result.files, tops, strict=True)
+        ]
+        click.echo(json.dumps(rows, indent=1))
+    elif fmt == "csv":
+        click.echo("file," + ",".join(result.vocabulary))
+        for f, row in zip(result.files, result.probs, strict=True):
+            click.echo(f"{f}," + ",".join(f"{v:.6f}" for v in row))
+    else:
+        for f, t in zip(result.files, tops, strict=True):
+            shown = ", ".join(f"{n} {v:.3f}" for n, v in t) or f"(nothing >= {threshold})"
+            click.echo(f"{f}: {shown}")
+    if frames is not None and result.files:
+        _draw_tag_figures(result, run, frames, cfg)
+
+
+def _draw_tag_figures(result, run, folder: Path, cfg) -> None:
+    from fat.analysis.figures import plot_clip_prediction
+    from fat.runs.checkpoint import load_trained_model
+
+    feature_config = load_trained_model(run, cfg.checkpoint).feature_config
+    folder.mkdir(parents=True, exist_ok=True)
+    per_file = result.frames or [None] * len(result.files)
+    for k, path in enumerate(result.files):
+        out = folder / f"{k:04d}_{Path(path).stem}.png"
+        plot_clip_prediction(
+            result.features[k], feature_config, result.vocabulary, result.probs[k], [], out,
+            frame_probs=per_file[k], title=str(path),
+        )  # fmt: skip
+    click.echo(f"wrote {len(result.files)} figures into {folder}")
 
 
 @click.command("export")

@@ -216,3 +216,40 @@ def test_an_exported_model_scores_clips_as_fat_predict_does(trained_run, tmp_pat
             x = np.ascontiguousarray(crops.transpose(0, 2, 1), dtype=np.float32)
             got = run_exported(x).mean(axis=0)
             np.testing.assert_allclose(got, expected[k], rtol=1e-4, atol=1e-5)
+
+
+def test_tag_scores_a_wav_as_predict_scores_it_featurized_into_a_store(trained_run, tmp_path):
+    from fat.featurize.run import featurize_split
+    from fat.featurize.settings import FeaturizeOptions
+    from fat.predict.tagging import tag_files
+    from tests.synthetic import make_fsd_layout
+
+    _, run = trained_run
+    trained = load_trained_model(run, "best")
+    data = make_fsd_layout(tmp_path / "data", n_curated=1, n_test=3)
+    store = tmp_path / "features.zarr"
+    options = FeaturizeOptions(workers=1, quiet=True)
+    featurize_split(data, "test", store, trained.feature_config, options)
+    (data / "test" / "broken.wav").write_bytes(b"RIFF not really")
+    tagged = tag_files(run, [data / "test"])
+    assert [p.name for p in tagged.files] == ["test000.wav", "test001.wav", "test002.wav"]
+    assert [(p.name, "not a readable audio file" in why) for p, why in tagged.skipped] == [
+        ("broken.wav", True)
+    ]
+    with open_store(store) as s:
+        split = s.split("test")
+        expected = predict_split(trained, split, PredictConfig())
+        rows = [split.index_of(p.name) for p in tagged.files]
+    np.testing.assert_array_equal(tagged.probs, expected[rows])
+
+    wav = str(data / "test" / "test001.wav")
+    args = ["tag", str(run), wav, "--format", "json", "--top-k", "3", "--quiet"]
+    shown = CliRunner().invoke(main, args)
+    assert shown.exit_code == 0, shown.output
+    labels = json.loads(shown.output)[0]["labels"]
+    best = np.argsort(-expected[rows[1]])[:3]
+    assert [x["label"] for x in labels] == [trained.vocabulary[j] for j in best]
+    table = CliRunner().invoke(main, ["tag", str(run), wav, "--threshold", "2", "--quiet"])
+    assert "(nothing >= 2.0)" in table.output
+    figures = CliRunner().invoke(main, ["tag", str(run), wav, "--frames", str(tmp_path / "f")])
+    assert figures.exit_code == 0 and len(list((tmp_path / "f").glob("*.png"))) == 1

@@ -1,0 +1,93 @@
+"""`tag_files`: a trained run on audio files a user has, without a store of theirs.
+
+Each file is decoded and featurized exactly as `fat featurize` would with the run's own
+feature config (into a temporary store, so the stored dtype and every step match), then
+scored with `predict_split`: the same sliding windows and TTA as `fat predict`. A file that
+cannot be read is skipped with its reason."""
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fat.core.errors import FatError
+from fat.core.progress import progress_bar
+from fat.featurize.run import ClipFeaturizer
+from fat.predict.scoring import predict_frames, predict_split
+from fat.predict.settings import PredictConfig
+from fat.runs.checkpoint import load_trained_model
+from fat.store import open_store
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+SPLIT = "tag"
+
+
+@dataclass
+class TagResult:
+    vocabulary: tuple[str, ...]
+    files: list[Path] = field(default_factory=list)  # the files scored, in order
+    probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    frames: list[np.ndarray] | None = None  # per file, (T', n_classes), for frame models
+    features: list[np.ndarray] = field(default_factory=list)  # per file, (n_mels, T)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def top(self, k: int, threshold: float = 0.0) -> list[list[tuple[str, float]]]:
+        """Per file, its best `k` labels scoring at least `threshold`, best first."""
+        out = []
+        for row in self.probs:
+            best = np.argsort(-row, kind="stable")[:k]
+            out.append([(self.vocabulary[j], float(row[j])) for j in best if row[j] >= threshold])
+        return out
+
+
+def audio_files(paths: list[Path]) -> list[Path]:
+    """The files named and every audio file under the folders named, in sorted order."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FatError(f"{p}: no such file or folder")
+    if not files:
+        raise FatError("no audio files (.wav, .flac, .ogg) in " + ", ".join(map(str, paths)))
+    return files
+
+
+def tag_files(
+    run: Path | str,
+    paths: list[Path],
+    cfg: PredictConfig | None = None,
+    frames: bool = False,
+    progress: bool = False,
+) -> TagResult:
+    cfg = cfg or PredictConfig()
+    trained = load_trained_model(run, cfg.checkpoint)
+    files = audio_files(paths)
+    result = TagResult(trained.vocabulary)
+    featurize = ClipFeaturizer(trained.feature_config)
+    no_labels = np.zeros(len(trained.vocabulary), np.uint8)
+    with tempfile.TemporaryDirectory(prefix="fat-tag-") as tmp:
+        store_path = Path(tmp) / "tag.zarr"
+        with open_store(store_path, "a") as store:
+            writer = store.writer(SPLIT, trained.feature_config, trained.vocabulary, False)
+            with writer:
+                bar = progress_bar(files, desc="featurize", unit="file", show=progress)
+                for k, path in enumerate(bar):
+                    done = featurize(f"file{k:07d}", path, no_labels)  # ids any name can take
+                    if done.error:
+                        result.skipped.append((path, done.error))
+                        continue
+                    writer.add(done.clip)
+                    result.files.append(path)
+        if not result.files:
+            return result
+        with open_store(store_path) as store:
+            split = store.split(SPLIT)
+            result.probs = predict_split(trained, split, cfg, progress=progress)
+            result.features = [np.asarray(split.read(i), np.float32) for i in range(len(split))]
+            if frames:
+                result.frames = predict_frames(trained, split, cfg)
+    return result
