@@ -134,8 +134,15 @@ def test_ctrl_c_exits_130_with_one_line(tiny_store, tmp_path):
     assert resumed.exit_code == 0, resumed.output
 
 
-# Commands that print what a store holds, or (report) draw figures in seconds: no bar to hide.
-NO_PROGRESS = {"fat store info", "fat store ls", "fat store show", "fat store stats", "fat report"}
+# Commands that print what a store holds, or take seconds (report, export): no bar to hide.
+NO_PROGRESS = {
+    "fat store info",
+    "fat store ls",
+    "fat store show",
+    "fat store stats",
+    "fat report",
+    "fat export",
+}
 
 
 @pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[name for name, _ in COMMANDS])
