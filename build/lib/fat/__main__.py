@@ -1,5 +1,0 @@
-"""`python -m fat`: the `fat` command."""
-
-from fat.cli import main
-
-main()

@@ -1,1 +1,0 @@
-"""Reading finished training runs and turning them into figures and a report page."""

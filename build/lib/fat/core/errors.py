@@ -1,9 +1,0 @@
-"""The one exception type users see.
-
-Anything raised as `FatError` is a problem with the user's input or environment that they can
-act on; the CLI prints its message as a single line and exits 1 instead of a traceback.
-"""
-
-
-class FatError(Exception):
-    """A user-facing error: the message names the file/row/clip and the reason."""
