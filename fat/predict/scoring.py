@@ -61,6 +61,23 @@ def _bar(total: int, desc: str, progress: bool) -> tqdm:
     return progress_bar(total=total, desc=desc, unit="clip", show=progress, leave=False)
 
 
+def _over_windows(trained, split, cfg, clips, progress, verb, reduce_clips, **extra):
+    """`reduce_clips` (score_clips or embed_clips) over the run's sliding windows of `clips`."""
+    clips, inputs = _prepare(trained, split, cfg, clips)
+    with _bar(len(clips), f"{verb} {split.name}", progress) as bar:
+        return reduce_clips(
+            trained.model,
+            split,
+            clips,
+            trained.experiment.crop_frames,
+            inputs,
+            overlap=cfg.overlap,
+            batch_size=cfg.batch_size,
+            progress=bar.update,
+            **extra,
+        )
+
+
 def predict_split(
     trained: TrainedModel,
     split: Split,
@@ -70,19 +87,7 @@ def predict_split(
 ) -> np.ndarray:
     """Clip probabilities (n, n_classes) for `clips` (default: every clip of the split), from
     sliding windows over each whole clip."""
-    clips, inputs = _prepare(trained, split, cfg, clips)
-    with _bar(len(clips), f"predict {split.name}", progress) as bar:
-        return score_clips(
-            trained.model,
-            split,
-            clips,
-            trained.experiment.crop_frames,
-            inputs,
-            overlap=cfg.overlap,
-            tta=cfg.tta,
-            batch_size=cfg.batch_size,
-            progress=bar.update,
-        )
+    return _over_windows(trained, split, cfg, clips, progress, "predict", score_clips, tta=cfg.tta)
 
 
 def embed_split(
@@ -94,18 +99,7 @@ def embed_split(
 ) -> np.ndarray:
     """Clip embeddings (n, D): the layer before the run's classifier, averaged over the same
     sliding windows as `predict_split`."""
-    clips, inputs = _prepare(trained, split, cfg, clips)
-    with _bar(len(clips), f"embed {split.name}", progress) as bar:
-        return embed_clips(
-            trained.model,
-            split,
-            clips,
-            trained.experiment.crop_frames,
-            inputs,
-            overlap=cfg.overlap,
-            batch_size=cfg.batch_size,
-            progress=bar.update,
-        )
+    return _over_windows(trained, split, cfg, clips, progress, "embed", embed_clips)
 
 
 def predict_frames(
