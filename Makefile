@@ -12,6 +12,8 @@ EXTRAS := test,fast,tensorboard,hf,lhotse,onnx
 # package index into .venv itself; USE_UV=0, or an index without it, falls back to pip. uv
 # reads no pip configuration, so the machine's find-links and extra indexes (this machine's
 # local CPU torch wheel) are passed to it, all indexes weighed alike as pip does.
+# uv takes each version's files from the first index listing it; where that index has only
+# soundfile's pure wheel (no bundled libsndfile), pip, which weighs every file, reinstalls it.
 USE_UV ?= 1
 pip_config = $(shell $(PYTHON) -m pip config get global.$(1) 2>/dev/null)
 UV_SOURCES = $(addprefix --find-links ,$(call pip_config,find-links)) \
@@ -21,7 +23,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if [ "$(USE_UV)" = 1 ] && $(BIN)/python -m pip install -q -c constraints.txt uv; then \
 		$(BIN)/uv pip install -q --python $(BIN)/python --index-strategy unsafe-best-match \
-			$(UV_SOURCES) -c constraints.txt -e ".[$(EXTRAS)]"; \
+			$(UV_SOURCES) -c constraints.txt -e ".[$(EXTRAS)]" && \
+		{ $(BIN)/python -c "import soundfile" 2>/dev/null || \
+		  $(BIN)/python -m pip install -q --force-reinstall --no-deps -c constraints.txt soundfile; }; \
 	else \
 		$(BIN)/python -m pip install -q --upgrade pip && \
 		$(BIN)/python -m pip install -q -c constraints.txt torch && \

@@ -1,7 +1,10 @@
 """featurize on hostile input: headers that lie, files a worker dies on, names that cannot be
 ids, CSVs with a byte-order mark, bad vocabularies and settings files."""
 
+import contextlib
 import json
+import os
+import signal
 import struct
 import subprocess
 import sys
@@ -120,9 +123,11 @@ def test_a_settings_file_with_an_unknown_key_or_a_wrong_type_is_refused(tmp_path
         assert reason in result.output
 
 
-def watch_memory(pid: int, limit_mb: float, stop: threading.Event) -> list[int]:
+def watch_memory(
+    pid: int, limit_mb: float, stop: threading.Event
+) -> tuple[list[int], threading.Thread]:
     """What the kernel's out-of-memory killer does, for one process tree: SIGKILL any process
-    in it whose resident memory passes `limit_mb`. Returns the pids killed."""
+    in it whose resident memory passes `limit_mb`. Returns the pids killed and the watcher."""
     killed = []
 
     def tree(root: int) -> list[int]:
@@ -145,12 +150,15 @@ def watch_memory(pid: int, limit_mb: float, stop: threading.Event) -> list[int]:
         while not stop.is_set():
             for p in tree(pid):
                 if rss_mb(p) > limit_mb:
-                    subprocess.run(["kill", "-9", str(p)], check=False)
+                    # Recorded first: the root dying lets communicate() return at once.
                     killed.append(p)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, signal.SIGKILL)
             time.sleep(0.005)
 
-    threading.Thread(target=loop, daemon=True).start()
-    return killed
+    watcher = threading.Thread(target=loop, daemon=True)
+    watcher.start()
+    return killed, watcher
 
 
 def featurize_watched(root: Path, store: Path, workers: int) -> tuple[int, str, list[int]]:
@@ -171,9 +179,10 @@ def featurize_watched(root: Path, store: Path, workers: int) -> tuple[int, str, 
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
-    killed = watch_memory(proc.pid, 350, stop)
+    killed, watcher = watch_memory(proc.pid, 350, stop)
     out, _ = proc.communicate(timeout=600)
     stop.set()
+    watcher.join()
     return proc.returncode, out, killed
 
 
