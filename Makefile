@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Extras the tests need: the export formats' libraries and TensorBoard among them.
-EXTRAS := test,fast,tensorboard,hf,lhotse,onnx
+# Extras the tests need: the export formats' libraries, TensorBoard and S3 among them.
+EXTRAS := test,fast,tensorboard,hf,lhotse,onnx,s3
 
 .PHONY: venv lock print-uv-sources test test-fast demo lint format bench bench-scale gpu-check clean
 

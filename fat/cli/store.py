@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 import numpy as np
 
+from fat.cli.options import STORE_LOCATION
 from fat.core.errors import FatError
 from fat.core.progress import progress_bar
 from fat.store import open_store
 from fat.store.describe import clip_rows, describe_store
 
-STORE = click.argument("store_path", metavar="STORE", type=click.Path(path_type=Path))
+STORE = click.argument("store_path", metavar="STORE", type=STORE_LOCATION)
 SPLIT = click.argument("split_name", metavar="SPLIT")
 
 
@@ -28,7 +29,7 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 @click.group()
 def store() -> None:
-    """Inspect a feature store (info, ls, show, stats, verify, export)."""
+    """Inspect, verify, export, merge and copy feature stores."""
 
 
 @store.command()
@@ -203,4 +204,18 @@ def merge(out: Path, inputs: tuple[Path, ...], commit_every: int, quiet: bool) -
     from fat.store.merge import merge_stores
 
     for line in merge_stores(out, list(inputs), commit_every, progress=not quiet).lines():
+        click.echo(line)
+
+
+@store.command()
+@click.argument("source", metavar="SRC", type=STORE_LOCATION)
+@click.argument("destination", metavar="DST", type=STORE_LOCATION)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def copy(source: Path | str, destination: Path | str, quiet: bool) -> None:
+    """Copy a Zarr store between local disk and object storage (s3://bucket/f.zarr, either
+    way): every clip verified against its checksum on arrival, and DST not readable as a
+    store until the copy is whole. A copy that stops is continued by running it again."""
+    from fat.store.copy import copy_store
+
+    for line in copy_store(source, destination, progress=not quiet).lines():
         click.echo(line)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fat.core.errors import FatError
+from fat.core.errors import FatError, one_line
 from fat.core.evaluation import ALL, Evaluation
 from fat.core.features import LogMelConfig
 from fat.core.files import append_durably, atomic_write
@@ -458,10 +458,6 @@ def has_values(frame: pd.DataFrame | None, name: str) -> bool:
     return values is not None and bool(values.notna().any())
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def read_json(path: Path, missing_hint: str = "") -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
@@ -469,7 +465,7 @@ def read_json(path: Path, missing_hint: str = "") -> dict[str, Any]:
         hint = f" ({missing_hint})" if missing_hint else ""
         raise FatError(f"{path}: missing{hint}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FatError(f"{path}: not readable JSON ({_one_line(e)})") from None
+        raise FatError(f"{path}: not readable JSON ({one_line(e)})") from None
     if not isinstance(value, dict):
         raise FatError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -494,7 +490,7 @@ def _read_csv(
         raise FatError(f"{path}: empty file (no header)") from None
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserWarning) as e:
         # ParserError is a ValueError
-        raise FatError(f"{path}: not a readable CSV ({_one_line(e)})") from None
+        raise FatError(f"{path}: not a readable CSV ({one_line(e)})") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         shown = ", ".join(map(str, frame.columns[:6]))

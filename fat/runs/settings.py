@@ -214,6 +214,11 @@ class RunOptions(Settings):
         derived="available RAM minus 2 GiB, 1 GiB per loader worker and 10% (the model, "
         "workers and the system)",
     )
+    chunk_cache_gb: float = setting(
+        20.0,
+        "Disk for a local cache of the frame chunks streamed from a store on object storage "
+        "(the run directory's chunk-cache/), so later epochs do not fetch them again; 0: none.",
+    )
     device: str = setting("auto", f"Training device: {DEVICE_HELP}")
     data_device: str = setting(
         "auto",
@@ -233,6 +238,8 @@ class RunOptions(Settings):
         budget = self.memory_budget_gb
         if self.log_every < 1 or self.workers < 0 or (budget is not None and budget < 0):
             problems.append("need log_every >= 1, workers >= 0, memory_budget_gb >= 0")
+        if self.chunk_cache_gb < 0:
+            problems.append("need chunk_cache_gb >= 0")
         return problems
 
 

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from fat import __version__
-from fat.core.errors import FatError
+from fat.core.errors import FatError, one_line
 from fat.store.direct import ChunkFiles
-from fat.store.layout import COMMIT_ARRAY, ArraySpec
+from fat.store.layout import COMMIT_ARRAY, UNFINISHED_COPY, ArraySpec
 
 STORE_FORMAT = "fat-feature-store"
 # 2: the commit mark also holds the previous commit; splits have a generation id; an
@@ -40,18 +40,14 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 SWMR_READ_ATTEMPTS = 20
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
-
-
-def _not_a_store(path: Path, why: str) -> FatError:
+def not_a_store(path: Path, why: str) -> FatError:
     return FatError(f"{path}: not a fat feature store ({why})")
 
 
 def check_format(path: Path, attrs: Any) -> None:
     """FatError unless `attrs` (the store root's) mark a fat store this version can read."""
     if attrs.get("format") != STORE_FORMAT:
-        raise _not_a_store(path, "no fat store marker")
+        raise not_a_store(path, "no fat store marker")
     version = int(attrs.get("format_version", 0))
     if version > STORE_FORMAT_VERSION:
         raise FatError(
@@ -114,6 +110,15 @@ class Backend(ABC):
         layout allows one (`fat.store.direct`); None to read through the library."""
         return None
 
+    def bulk_frames(self, split: str) -> Any:
+        """A reader whose `read_into(first, out)` loads a split's frames faster than the
+        format's library does (many chunks fetched at once from object storage); None."""
+        return None
+
+    def unfinished_copy(self) -> bool:
+        """Whether `fat store copy` is still filling this store (`UNFINISHED_COPY`)."""
+        return False
+
     def sync(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Make every write so far visible to readers before the next one (commit ordering),
         raising OSError when a write failed."""
@@ -147,13 +152,16 @@ class ZarrBackend(Backend):
         try:
             self._root = zarr.open_group(self.path, mode="r+" if writable else "r")
         except Exception as e:  # zarr raises several types for unreadable metadata
-            raise _not_a_store(self.path, f"cannot open as Zarr: {e}") from None
+            raise not_a_store(self.path, f"cannot open as Zarr: {e}") from None
         check_format(self.path, self._root.attrs)
         self._arrays: dict[tuple[str, str], Any] = {}
 
     @staticmethod
     def lock_path_for(path: Path) -> Path:
         return path / "writer.lock"
+
+    def unfinished_copy(self) -> bool:
+        return (self.path / UNFINISHED_COPY).exists()
 
     @staticmethod
     def probe(path: Path) -> bool:
@@ -167,7 +175,7 @@ class ZarrBackend(Backend):
         if entries <= {"writer.lock"}:
             return False
         if "zarr.json" not in entries:
-            raise _not_a_store(path, "a directory without zarr.json; choose another path")
+            raise not_a_store(path, "a directory without zarr.json; choose another path")
         return True
 
     def group_names(self) -> list[str]:
@@ -289,7 +297,7 @@ class HDF5Backend(Backend):
             raise
         except Exception as e:  # noqa: BLE001 - h5py raises KeyError, OSError... on damage
             self._file.close()
-            raise _not_a_store(self.path, f"unreadable HDF5, damaged? ({_one_line(e)})") from None
+            raise not_a_store(self.path, f"unreadable HDF5, damaged? ({one_line(e)})") from None
         self._enter_swmr()
 
     @staticmethod
@@ -300,7 +308,7 @@ class HDF5Backend(Backend):
             raise FatError(f"{path}: not a file; an HDF5 store is one .h5 file")
         with open(path, "rb") as f:
             if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                raise _not_a_store(path, "not an HDF5 file")
+                raise not_a_store(path, "not an HDF5 file")
         return True
 
     def _open(self):
@@ -318,7 +326,7 @@ class HDF5Backend(Backend):
         except OSError as e:
             if "errno = 11" in str(e) or "unable to lock file" in str(e):
                 raise FatError(self._locked_message()) from None
-            raise _not_a_store(self.path, f"cannot open as HDF5: {e}") from None
+            raise not_a_store(self.path, f"cannot open as HDF5: {e}") from None
 
     def _open_swmr_read(self):
         """Read-only in SWMR mode, which works whether or not a writer is appending right now.

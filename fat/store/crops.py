@@ -23,7 +23,8 @@ def gather_crops(
     In RAM this is one vectorised gather per batch; on disk the store's chunk files are read
     directly (one read per crop, the whole batch's pages requested at once unless `prefetch`
     is off because the caller asked for them earlier, `prefetch_crops`) where the layout allows
-    (`fat.store.direct`), else crop by crop through zarr (a zstd store).
+    (`fat.store.direct`), else through zarr, each chunk the batch touches read once (a zstd or
+    a remote store).
     """
     clips, starts = np.asarray(clips, np.int64), np.asarray(starts, np.int64)
     lengths = split.lengths[clips]
@@ -33,17 +34,10 @@ def gather_crops(
         rows = (split.offsets[clips] + starts)[:, None] + np.arange(crop_frames)
         return split.gather_rows(rows), own
     rows = (starts[:, None] + np.arange(crop_frames)) % lengths[:, None]
-    if split.in_memory:
-        out = split.gather_rows(split.offsets[clips][:, None] + rows)
-    elif split.direct is not None:
+    if split.direct is not None:
         out = _direct_crops(split, clips, starts, crop_frames, rows, inside, prefetch)
-    else:
-        out = np.empty(
-            (len(clips), crop_frames, split.feature_config.n_mels), split.meta.feature_config.dtype
-        )
-        for k, (c, s) in enumerate(zip(clips.tolist(), starts.tolist(), strict=True)):
-            block = split.read_crop(c, s, int(own[k])).T
-            out[k] = block[rows[k] - s] if own[k] < crop_frames else block
+    else:  # in RAM, or one read of every chunk the batch touches (compressed, remote)
+        out = split.gather_rows(split.offsets[clips][:, None] + rows)
     if not split.in_memory:
         split.check_current()  # a split replaced mid-read reads as zeros, not as an error
     return out, own

@@ -39,6 +39,25 @@ def _raise_open_file_limit() -> int:
     return max(64, soft // 2)  # leave half for everything else
 
 
+def direct_layout(meta: dict[str, Any]) -> tuple[int, tuple[int, ...], str] | None:
+    """(rows per chunk, row shape, dtype) of a Zarr array's metadata when its chunk files are
+    raw little-endian rows named c.<i>.0 (uncompressed, whole rows per chunk); else None."""
+    grid = meta.get("chunk_grid", {})
+    keys = meta.get("chunk_key_encoding", {})
+    shape = meta.get("shape", [])
+    chunk = grid.get("configuration", {}).get("chunk_shape", [])
+    knowable = (
+        meta.get("codecs") == [{"name": "bytes", "configuration": {"endian": "little"}}]
+        and grid.get("name") == "regular"
+        and keys.get("name") == "default"
+        and keys.get("configuration", {}).get("separator") == "."
+        and len(shape) == len(chunk) >= 1
+        and list(chunk[1:]) == list(shape[1:])  # whole rows in every chunk
+        and np.dtype(meta.get("data_type", "")).byteorder in "=<|"
+    )
+    return (int(chunk[0]), tuple(chunk[1:]), meta["data_type"]) if knowable else None
+
+
 class ChunkFiles:
     """A frames array as the chunk files the store wrote: read runs of consecutive rows, or
     rows at any indices."""
@@ -57,25 +76,10 @@ class ChunkFiles:
         """The direct reader of the Zarr array in `folder`, None unless its layout is the one
         this reader knows (see the module docstring)."""
         try:
-            meta = json.loads((Path(folder) / "zarr.json").read_text())
+            layout = direct_layout(json.loads((Path(folder) / "zarr.json").read_text()))
         except (OSError, ValueError):
             return None
-        grid = meta.get("chunk_grid", {})
-        keys = meta.get("chunk_key_encoding", {})
-        shape = meta.get("shape", [])
-        chunk = grid.get("configuration", {}).get("chunk_shape", [])
-        knowable = (
-            meta.get("codecs") == [{"name": "bytes", "configuration": {"endian": "little"}}]
-            and grid.get("name") == "regular"
-            and keys.get("name") == "default"
-            and keys.get("configuration", {}).get("separator") == "."
-            and len(shape) == len(chunk) >= 1
-            and list(chunk[1:]) == list(shape[1:])  # whole rows in every chunk
-            and np.dtype(meta.get("data_type", "")).byteorder in "=<|"
-        )
-        if not knowable:
-            return None
-        return cls(folder, int(chunk[0]), tuple(chunk[1:]), meta["data_type"])
+        return None if layout is None else cls(folder, *layout)
 
     def _fd(self, i: int) -> int:
         fd = self._fds.get(i)

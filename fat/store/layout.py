@@ -39,6 +39,8 @@ from fat.core.ids import validate_clip_id
 ID_BYTES = 128
 COMPRESSIONS = ("none", "zstd")
 COMMIT_ARRAY = "commit"
+# In a store that `fat store copy` is still filling; such a store is not opened.
+UNFINISHED_COPY = "copy-unfinished.json"
 # Rows per chunk of the index arrays: every commit rewrites the open chunk of each, and
 # opening a split reads all of them anyway (BENCHMARKS.md has the trade-off).
 INDEX_CHUNK = 1024

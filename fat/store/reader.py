@@ -42,11 +42,13 @@ class Split:
         reopen: Callable[[], "Split"] | None = None,
         generation_now: Callable[[], str] | None = None,
         direct: ChunkFiles | None = None,
+        bulk: Any = None,
     ):
         self.meta = meta
         self.index = index
         self._frames = frames
         self._direct = direct
+        self._bulk = bulk  # `Backend.bulk_frames`: what load() reads with, if not `direct`
         self._reopen = reopen
         self._generation_now = generation_now
         self._position = {clip_id: i for i, clip_id in enumerate(index.clip_ids)}
@@ -66,7 +68,8 @@ class Split:
 
         frames = backend.array(name, "frames")
         direct = backend.direct_frames(name)
-        return cls(meta, frames, index, reopen, generation_now, direct)
+        bulk = None if direct is not None else backend.bulk_frames(name)
+        return cls(meta, frames, index, reopen, generation_now, direct, bulk)
 
     def check_current(self) -> None:
         """FatError when the store no longer holds this split (it was replaced or deleted
@@ -153,11 +156,6 @@ class Split:
         return isinstance(self._frames, np.ndarray)
 
     @property
-    def gathers(self) -> bool:
-        """Whether `gather_rows` works: in RAM, or on disk with direct chunk reads."""
-        return self.in_memory or self._direct is not None
-
-    @property
     def direct(self) -> ChunkFiles | None:
         """The direct chunk reader of a split on disk, when its layout allows one."""
         return self._direct
@@ -234,15 +232,15 @@ class Split:
 
     def gather_rows(self, rows: np.ndarray) -> np.ndarray:
         """Frames at any array of row indices of the concatenated frames, in one vectorised
-        gather: the fast path of batch assembly, in RAM or by direct chunk reads on disk."""
+        gather: in RAM, by direct chunk reads on disk, else through the format's library
+        (each chunk the rows touch read once, concurrently: a compressed or remote store)."""
         if self.in_memory:
             return self._frames[rows]
-        if self._direct is None:
-            raise FatError(
-                f"split {self.name!r}: no vectorised reads for this layout (compressed?); "
-                "read crops one by one or load() it"
-            )
-        return self._direct.gather(rows)
+        if self._direct is not None:
+            return self._direct.gather(rows)
+        rows = np.asarray(rows)
+        flat = self._frames.oindex[rows.ravel(), :]
+        return flat.reshape(*rows.shape, flat.shape[-1])
 
     def with_frames(self, frames: np.ndarray) -> "Split":
         """This split's index over other frames in RAM of the same shape (e.g. normalised)."""
@@ -262,8 +260,9 @@ class Split:
             )
         cfg = self.feature_config
         frames = empty_populated((self.n_frames, cfg.n_mels), cfg.dtype)
-        if self._direct is not None:  # straight from the chunk files into the array
-            self._direct.read_into(0, frames)
+        reader = self._direct or self._bulk
+        if reader is not None:  # straight from the chunk files (or objects) into the array
+            reader.read_into(0, frames)
         else:
             for lo, block in self.iter_blocks():
                 frames[lo : lo + len(block)] = block

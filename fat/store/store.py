@@ -25,6 +25,7 @@ from fat.store.layout import (
     default_frames_chunk,
 )
 from fat.store.reader import Split
+from fat.store.remote import ChunkCacheSpec, RemoteZarrBackend, is_url
 from fat.store.verify import verify_split
 from fat.store.writer import SplitWriter
 
@@ -42,15 +43,29 @@ class FeatureStore:
     new commits); `mode="a"` creates or appends and holds the store's single-writer lock, taken
     on the resolved path, so two paths to one store (a symlink) share one lock."""
 
-    def __init__(self, path: Path | str, mode: str = "r", format: str | None = None):
+    def __init__(
+        self,
+        path: Path | str,
+        mode: str = "r",
+        format: str | None = None,
+        chunk_cache: ChunkCacheSpec | None = None,
+    ):
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
-        self.path = Path(path)
+        self.path: Path | str = path if is_url(path) else Path(path)
         self.format = format_for(self.path, format)
         self.mode = mode
+        self.chunk_cache = chunk_cache
         self._lock: ExclusiveLock | None = None
         backend_class = BACKENDS[self.format]
-        if mode == "r":
+        if is_url(self.path):
+            if self.format != "zarr":
+                raise FatError(
+                    f"{path}: HDF5 stores on object storage are not supported (HDF5 reads "
+                    "many small pieces of one file); copy it to local disk, or use a Zarr store"
+                )
+            self.backend = RemoteZarrBackend(str(self.path), mode == "a", chunk_cache)
+        elif mode == "r":
             self.backend = backend_class(self.path, writable=False)
         else:
             backend_class.probe(self.path)  # a foreign file or folder: refused, untouched
@@ -70,6 +85,12 @@ class FeatureStore:
                         lock_path.parent.rmdir()
                 self._lock.release()
                 raise
+        if self.backend.unfinished_copy():
+            self.close()
+            raise FatError(
+                f"{path}: `fat store copy` into it has not finished; run that copy again to "
+                "finish it (a half-copied store is never read)"
+            )
         self._splits: dict[str, Split] = {}
 
     def splits(self) -> list[str]:
@@ -93,7 +114,7 @@ class FeatureStore:
             if name not in self.splits():
                 have = ", ".join(self.splits()) or "none"
                 raise FatError(f"{self.path}: no split {name!r} (splits: {have})")
-            reopen = partial(_open_split, str(self.path), self.format, name)
+            reopen = partial(_open_split, str(self.path), self.format, name, self.chunk_cache)
             try:
                 split = Split.open(self.backend, name, reopen)
             except FatError as e:
@@ -266,11 +287,18 @@ class FeatureStore:
         self.close()
 
 
-def open_store(path: Path | str, mode: str = "r", format: str | None = None) -> FeatureStore:
-    """Open (mode "a": create) a feature store; the format follows the suffix unless given."""
-    return FeatureStore(path, mode=mode, format=format)
+def open_store(
+    path: Path | str,
+    mode: str = "r",
+    format: str | None = None,
+    chunk_cache: ChunkCacheSpec | None = None,
+) -> FeatureStore:
+    """Open (mode "a": create) a feature store: a local path, or a URL of a Zarr store on
+    object storage (read-only; `chunk_cache` keeps the frame chunks it reads on local disk).
+    The format follows the suffix unless given."""
+    return FeatureStore(path, mode=mode, format=format, chunk_cache=chunk_cache)
 
 
-def _open_split(path: str, format: str, name: str) -> Split:
+def _open_split(path: str, format: str, name: str, chunk_cache: ChunkCacheSpec | None) -> Split:
     """A split reopened read-only by path, in whichever process asks (see `Split.__reduce__`)."""
-    return FeatureStore(path, "r", format).split(name)
+    return FeatureStore(path, "r", format, chunk_cache).split(name)

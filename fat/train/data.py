@@ -14,6 +14,7 @@ from fat.core.errors import FatError
 from fat.core.holdout import holdout_mask
 from fat.store import FeatureStore, Split, open_store
 from fat.store.normalize import Normalizer
+from fat.store.remote import ChunkCacheSpec
 
 
 def available_memory() -> int:
@@ -125,6 +126,7 @@ def load_training_data(
     folds: int = 0,
     fold: int = 0,
     noisy_targets: tuple[list[str], tuple[str, ...], np.ndarray] | None = None,
+    chunk_cache: ChunkCacheSpec | None = None,
 ) -> TrainingData:
     """The named splits of the store with their hold-out. Splits go into RAM smallest first
     while they fit `memory_budget_bytes` together; the others stream from disk, and none is
@@ -132,8 +134,9 @@ def load_training_data(
     them, after checking that each split is still the one the run started on. `folds`/`fold`:
     the first split's fold `fold` validates instead (`fat.core.holdout.holdout_mask`).
     `noisy_targets` (clip ids, vocabulary, values; `read_submission`): the noisy split's
-    soft targets, one row for each of its clips."""
-    store = open_store(store_path, "r")
+    soft targets, one row for each of its clips. `chunk_cache`: for a store on object
+    storage, where the frame chunks of the splits that stream are kept once read."""
+    store = open_store(store_path, "r", chunk_cache=chunk_cache)
     try:
         raw = [_trainable_split(store, store_path, name) for name in names]
         first = raw[0].feature_config

@@ -42,6 +42,7 @@ from fat.runs.checkpoint import (
 from fat.runs.directory import CHECKPOINTS, EpochRecord, RunDirectory, RunLogs, StepRecord
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store.normalize import Normalizer
+from fat.store.remote import ChunkCacheSpec, is_url
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
 from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.loaders import CropBatchSource, Loader, choose_loader, make_loader
@@ -172,6 +173,13 @@ def train(
     return summary
 
 
+def chunk_cache_of(options: RunOptions, run: RunDirectory) -> ChunkCacheSpec | None:
+    """The run's local cache of chunks streamed from object storage; none for a local store."""
+    if not is_url(options.store) or options.chunk_cache_gb <= 0:
+        return None
+    return ChunkCacheSpec(str(run.path / "chunk-cache"), int(options.chunk_cache_gb * 2**30))
+
+
 def set_up(
     open_parts: ExitStack,
     experiment: ExperimentConfig,
@@ -200,6 +208,7 @@ def set_up(
             folds=experiment.folds,
             fold=experiment.fold,
             noisy_targets=noisy_targets,
+            chunk_cache=chunk_cache_of(options, run),
         )
     )
     if experiment.batch_size > data.n_train and not experiment.split_weights:
