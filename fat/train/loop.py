@@ -2,7 +2,7 @@
 
 Set-up (processes, data, model, the state to resume), then per epoch `train_one_epoch` and
 `end_of_epoch` (validation, SWA, the epoch's record, checkpoints), then a `RunSummary`.
-One process, or one rank of `torchrun --nproc_per_node N` (DDP: each rank takes every N-th
+One process, or one rank of `torchrun` on one node or many (DDP: each rank takes every N-th
 batch of the shared epoch plan; rank 0 validates and writes). The run directory's files are
 `fat.runs.directory`'s.
 """
@@ -234,7 +234,7 @@ def set_up(
     averages = {"swa_model": swa, "ema_model": ema}
     progress = Progress()
     if resume:
-        progress = restore(run, experiment, model, optimizer, averages, device)
+        progress = restore(run, experiment, model, optimizer, averages, device, ranks.world)
     if ranks.lead:
         run.write_settings(experiment.to_dict(), options.to_dict())
         run.write_inputs(
@@ -462,10 +462,20 @@ def restore(
     optimizer: torch.optim.Optimizer,
     averages: dict[str, torch.optim.swa_utils.AveragedModel | None],
     device: torch.device,
+    world: int = 1,
 ) -> Progress:
-    """Model, optimizer, SWA and EMA averages and random state exactly as last.pt left them."""
+    """Model, optimizer, SWA and EMA averages and random state exactly as last.pt left them;
+    refused under another number of processes than the run trained with."""
     state = load_checkpoint(run.checkpoint("last"))
     ExperimentConfig.from_dict(state["experiment"]).check_resumable_as(experiment)
+    trained_as = int(state.get("world_size", 1))
+    if trained_as != world:
+        raise FatError(
+            f"--resume: {run.path} trained as {trained_as} process(es) and this is {world} "
+            f"(WORLD_SIZE): each optimizer step took a global batch of {trained_as} x "
+            f"{experiment.batch_size} clips; resume with {trained_as} (torchrun --nnodes x "
+            "--nproc-per-node), or start a new run"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     for key, average in averages.items():
@@ -679,6 +689,7 @@ def save_checkpoints(
             "swa_model": tr.swa.state_dict() if tr.swa is not None else None,
             "ema_model": tr.ema.state_dict() if tr.ema is not None else None,
             "torch_rng": torch.get_rng_state(),
+            "world_size": tr.ranks.world,  # the global batch and epoch plan depend on it
             "cuda_rng": torch.cuda.get_rng_state(tr.device) if cuda else None,
             "best_lwlrap": progress.best_lwlrap,
             "best_epoch": progress.best_epoch,
