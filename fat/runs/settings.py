@@ -85,6 +85,12 @@ class ExperimentConfig(Settings):
         "like SWA; 0 = off.",
     )
     grad_clip: float = setting(0.0, "Largest total gradient norm; 0 = no clipping.")
+    sync_batchnorm: bool = setting(
+        False,
+        "Under torchrun: batch-norm statistics over every rank's samples, so N processes of "
+        "--batch-size B train as one of N x B would (one all-reduce per batch-norm layer and "
+        "step); off: each rank's own, as plain DDP.",
+    )
     seed: int = setting(0, "Seed of the hold-out, the crops, the model and augmentation.")
     steps_per_epoch: int = setting(0, "Optimizer steps per epoch; 0 = one pass over the clips.")
     split_weights: dict[str, float] = setting(

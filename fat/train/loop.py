@@ -48,6 +48,7 @@ from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.loaders import CropBatchSource, Loader, choose_loader, make_loader
 from fat.train.losses import lsoft_targets, training_loss
 from fat.train.schedule import lr_at
+from fat.train.sync_batchnorm import synchronise_batchnorm
 
 
 @dataclass
@@ -224,6 +225,8 @@ def set_up(
         raise FatError("--freeze-backbone-epochs is not supported under torchrun (DDP) yet")
     if experiment.pretrained and not resume:
         load_pretrained(model, experiment, first.feature_config, ranks)
+    if experiment.sync_batchnorm and ranks.world > 1:
+        model = synchronise_batchnorm(model, device)
     opt_cls = torch.optim.AdamW if experiment.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=experiment.lr, weight_decay=experiment.weight_decay)
     swa = torch.optim.swa_utils.AveragedModel(model) if experiment.swa_start else None

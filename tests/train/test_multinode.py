@@ -79,6 +79,38 @@ def test_the_ranks_of_a_step_together_take_the_single_process_batch(tiny_store):
 
 
 @pytest.mark.slow
+def test_two_nodes_with_synced_batchnorm_train_as_one_process_with_the_global_batch(
+    tiny_store, tmp_path
+):
+    """GCNN (no dropout), nothing random after the crops: with --sync-batchnorm, 2 nodes of
+    batch 4 take the same steps as 1 process of batch 8, up to float summation order."""
+    same = dict(
+        arch="gcnn", epochs=1, steps_per_epoch=3, log_every=1, mixup=0, time_masks=0,
+        freq_masks=0, sync_batchnorm=True,
+    )  # fmt: skip
+    nodes, single = tmp_path / "nodes", tmp_path / "single"
+    for code, text in finish(
+        start_nodes(2, *tiny_train_args(tiny_store, nodes, batch_size=4, **same))
+    ):
+        assert code == 0, text[-3000:]
+    done = subprocess.run(
+        [sys.executable, "-m", "fat", *tiny_train_args(tiny_store, single, batch_size=8, **same)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    # steps.csv holds rank 0's own loss; an epoch's train_loss is the mean over the ranks.
+    losses = [float(read_csv(run / "metrics.csv")[0]["train_loss"]) for run in (nodes, single)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    a, b = (
+        torch.load(RunDirectory(run).checkpoint("last"), weights_only=False)["model"]
+        for run in (nodes, single)
+    )
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.slow
 def test_two_nodes_train_resume_and_refuse_another_world_size(tiny_store, tmp_path):
     out = tmp_path / "run"
     settings = dict(epochs=2, batch_size=4, steps_per_epoch=4, log_every=1)
