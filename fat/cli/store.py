@@ -193,7 +193,7 @@ def export(store_path: Path, split_name: str, out: Path, fmt: str, clips, quiet:
 
 
 @store.command()
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=STORE_LOCATION)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--commit-every", type=int, default=256, show_default=True, help="Clips per commit.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -33,6 +33,7 @@ from fat.featurize.audio import DEFAULT_LIMITS, AudioLimits, load_audio
 from fat.featurize.logmel import LogMelExtractor, available_fft_backends
 from fat.featurize.settings import FeaturizeOptions
 from fat.store import ClipRecord, EncodedClip, SplitWriter, encode_clip, open_store
+from fat.store.remote import check_writable_location
 
 Task = tuple[str, Path, np.ndarray]  # clip id, file, labels
 
@@ -390,6 +391,7 @@ def featurize_split(
     at once. `labels_file`: an answer key (fname,labels) for the test split. Past
     `THREADS_UP_TO` workers on the CPU the work is done by spawned processes, so a script that
     calls this needs the usual `if __name__ == "__main__":` guard around its own work."""
+    check_writable_location(store_path)
     data_dir, store_path = Path(data_dir), Path(store_path)
     cfg = config or LogMelConfig()
     opts = options or FeaturizeOptions()

@@ -13,6 +13,7 @@ from pathlib import Path
 from fat.core.errors import FatError
 from fat.core.progress import progress_bar
 from fat.store.reader import Split
+from fat.store.remote import check_writable_location
 from fat.store.store import open_store
 from fat.store.verify import verify_split
 from fat.store.writer import ClipRecord, encode_clip
@@ -65,6 +66,7 @@ def merge_stores(
     """Every split of `inputs` into the store `out` (created, or resumed), inputs in order."""
     if not inputs:
         raise FatError("store merge needs at least one input store")
+    check_writable_location(out)
     out = Path(out)
     if any(Path(p).resolve() == out.resolve() for p in inputs):
         raise FatError(f"{out}: the output cannot also be an input")

@@ -197,6 +197,12 @@ def _read_only(url: Any) -> FatError:
     )
 
 
+def check_writable_location(location: Any) -> None:
+    """FatError (before any path is made of it) when `location` is a store on object storage."""
+    if is_url(location):
+        raise _read_only(location)
+
+
 class RemoteZarrBackend(Backend):
     """A Zarr store at a URL, read-only. `chunk_cache`: frame chunks that can no longer change
     (full chunks below the split's commit) are kept on local disk once read."""

@@ -68,6 +68,13 @@ def test_what_object_storage_refuses_is_one_line(local_store, bucket, tmp_path):
     assert fat("store", "copy", local_store, url, "--quiet")[0] == 0
     with pytest.raises(FatError, match="read-only"):
         open_store(url, "a")
+    for command in (
+        ["featurize", "--data-dir", tmp_path, "--split", "curated", "--store", url],
+        ["store", "merge", url, local_store],
+    ):
+        code, out = fat(*command)
+        assert code == 1 and "read-only to fat" in out and len(out.splitlines()) == 1, out
+    assert not Path("s3:").exists()  # no local folder made of the URL
     code, out = fat("store", "info", f"s3://{bucket}/features.h5")
     assert code == 1 and "HDF5 stores on object storage are not supported" in out
     code, out = fat("store", "info", f"s3://{bucket}/nothing.zarr")
