@@ -113,6 +113,7 @@ def evaluate(run, store, split, out, worst, quiet, **kw) -> None:
 
 @click.command()
 @RUN
+@click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
 @STORE
 @click.option("--split", default="test", show_default=True, help="Store split to embed.")
 @click.option(
@@ -123,23 +124,36 @@ def evaluate(run, store, split, out, worst, quiet, **kw) -> None:
 )
 @QUIET
 @settings_options(PredictConfig)
-def embed(run, store, split, out, quiet, **kw) -> None:
-    """Clip-level embeddings (the layer before the classifier) of every clip of a split, for
-    downstream use: averaged over the same sliding windows `fat predict` scores."""
+def embed(run, audio, store, split, out, quiet, **kw) -> None:
+    """Clip-level embeddings (the layer before the classifier) of every clip of a split, or
+    of the AUDIO files and folders given (featurized as `fat tag` does), for downstream use:
+    averaged over the same sliding windows `fat predict` scores."""
+    from fat.core.errors import FatError
     from fat.core.files import atomic_write
     from fat.core.ids import write_clip_list
     from fat.predict.scoring import embed_split, open_run_split
+    from fat.predict.tagging import embed_files
     from fat.runs.checkpoint import load_trained_model
 
     cfg = predict_settings(kw)
-    trained = load_trained_model(run, cfg.checkpoint)
-    with open_run_split(trained, store, split) as data:
-        vectors = embed_split(trained, data, cfg, progress=not quiet).astype(np.float32)
-        ids_file = out.with_suffix(".ids.txt")
-        with atomic_write(out, "wb") as f:
-            np.save(f, vectors)
-        write_clip_list(ids_file, data.clip_ids, f"clip ids of the rows of {out.name}")
-    click.echo(f"wrote {out}: {vectors.shape[0]} clips x {vectors.shape[1]}; ids in {ids_file}")
+    ids_file = out.with_suffix(".ids.txt")
+    if audio:
+        if store is not None:
+            raise FatError("give AUDIO files or --store, not both")
+        vectors, files, skipped = embed_files(run, list(audio), cfg, progress=not quiet)
+        for path, reason in skipped:
+            click.echo(f"skipped {path}: {reason}", err=True)
+        ids, what = [str(p) for p in files], "audio files"
+    else:
+        trained = load_trained_model(run, cfg.checkpoint)
+        with open_run_split(trained, store, split) as data:
+            vectors = embed_split(trained, data, cfg, progress=not quiet)
+            ids, what = data.clip_ids, "clip ids"
+    vectors = vectors.astype(np.float32)
+    with atomic_write(out, "wb") as f:
+        np.save(f, vectors)
+    write_clip_list(ids_file, ids, f"{what} of the rows of {out.name}")
+    click.echo(f"wrote {out}: {vectors.shape[0]} clips x {vectors.shape[1]}; {what} in {ids_file}")
 
 
 @click.command()

@@ -34,7 +34,13 @@ class LogMelConfig(Settings):
         "db", "10 * log10(max(S, amin)), ref 1.0, no top_db clipping.", choices=("db",)
     )
     amin: float = setting(1e-10, "Floor of the mel power before the log.")
-    center: bool = setting(True, "Centre frames on their sample (zero padding at both ends).")
+    center: bool = setting(True, "Centre frames on their sample (padding at both ends).")
+    pad_mode: str = setting(
+        "constant",
+        "How centred frames are padded past a clip's ends: constant (zeros; librosa's "
+        "pad_mode='constant'), or reflect (the clip mirrored, as torchlibrosa and PANNs do).",
+        choices=("constant", "reflect"),
+    )
     min_samples: int = setting(
         2560,
         "Shorter clips are zero-padded at the end to this many samples, so every stored clip "
@@ -61,6 +67,8 @@ class LogMelConfig(Settings):
             problems.append(f"need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}")
         if not self.center and self.min_samples < self.n_fft:
             problems.append(f"center=False needs min_samples >= n_fft ({self.n_fft})")
+        if self.pad_mode == "reflect" and self.min_samples <= self.n_fft // 2:
+            problems.append(f"pad_mode=reflect needs min_samples > n_fft // 2 ({self.n_fft // 2})")
         return problems
 
     @property
@@ -76,3 +84,22 @@ class LogMelConfig(Settings):
         """Frames produced for a clip of `n_samples` samples (after minimum-length padding)."""
         padded = max(n_samples, self.min_samples) + 2 * self.lead_samples
         return 1 + (padded - self.n_fft) // self.hop_length
+
+
+# Named feature settings (`fat featurize --preset NAME`); flags given with a preset override it.
+FEATURE_PRESETS: dict[str, LogMelConfig] = {
+    # The FAT2019 solutions' log-mel, and fat's default.
+    "fat2019": LogMelConfig(),
+    # What the PANNs networks (CNN14, CNN10, CNN6) were trained on: torchlibrosa's log-mel at
+    # 32 kHz, window 1024, hop 320, 64 bands from 50 Hz to 14 kHz, reflect-padded frames.
+    "panns": LogMelConfig(
+        sample_rate=32000,
+        n_fft=1024,
+        hop_length=320,
+        n_mels=64,
+        fmin=50.0,
+        fmax=14000.0,
+        pad_mode="reflect",
+        min_samples=1024,
+    ),
+}

@@ -66,6 +66,14 @@ def analysis_window(cfg: LogMelConfig) -> np.ndarray:
     return window
 
 
+def reflect_padded(audio: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
+    """The clip zero-padded to `min_samples`, then mirrored by n_fft // 2 samples at each end
+    (numpy's and torch's "reflect": the edge sample itself is not repeated)."""
+    if len(audio) < cfg.min_samples:
+        audio = np.pad(audio, (0, cfg.min_samples - len(audio)))
+    return np.pad(audio, cfg.lead_samples, mode="reflect")
+
+
 @numba.njit(nogil=True, cache=True)
 def _window_frames(audio, offset, hop, window, out):  # pragma: no cover - compiled
     """out[f] = audio[offset + f * hop :][:n_fft] * window for each row f of out, with zeros
@@ -208,13 +216,16 @@ class LogMelExtractor:
             raise ValueError(f"expected mono 1-D audio, got shape {audio.shape}")
         n_frames = cfg.n_frames(audio.shape[0])
         audio = np.ascontiguousarray(audio, dtype=np.float32)
+        lead = cfg.lead_samples
+        if cfg.center and cfg.pad_mode == "reflect":
+            audio, lead = reflect_padded(audio, cfg), 0
         mel = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
         half_power = cfg.power / 2.0
         amin = np.float32(cfg.amin)
         # Float audio loud enough to overflow float32 power gives inf, for the caller to reject.
         for start in range(0, n_frames, self.FRAMES_PER_BLOCK):
             block = self._block[: min(self.FRAMES_PER_BLOCK, n_frames - start)]
-            offset = start * cfg.hop_length - cfg.lead_samples
+            offset = start * cfg.hop_length - lead
             _window_frames(audio, offset, cfg.hop_length, self.window, block)
             spectrum = self._halfcomplex_fft(block)
             _log_mel(

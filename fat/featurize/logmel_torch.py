@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fat.core.features import LogMelConfig
-from fat.featurize.logmel import analysis_window, mel_filterbank
+from fat.featurize.logmel import analysis_window, mel_filterbank, reflect_padded
 
 
 class TorchLogMelExtractor:
@@ -32,6 +32,8 @@ class TorchLogMelExtractor:
         # Frame f covers samples[f * hop :][:n_fft]; clip sample i is samples[lead + i].
         length = (cfg.n_frames(audio.shape[0]) - 1) * cfg.hop_length + cfg.n_fft
         lead = cfg.lead_samples
+        if cfg.center and cfg.pad_mode == "reflect":
+            audio, lead = reflect_padded(audio, cfg), 0
         clip = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
         samples = torch.zeros(length, dtype=torch.float32, device=self.device)
         used = min(clip.shape[0], length - lead)

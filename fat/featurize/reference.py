@@ -20,7 +20,7 @@ def librosa_logmel(audio: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
         win_length=cfg.win_length,
         window="hann",
         center=cfg.center,
-        pad_mode="constant",
+        pad_mode=cfg.pad_mode,
         power=cfg.power,
         n_mels=cfg.n_mels,
         fmin=cfg.fmin,

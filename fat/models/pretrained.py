@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fat.core.errors import FatError
+from fat.core.features import FEATURE_PRESETS
 
 # Buffers of PANNs' torchlibrosa front end, which fat's networks do not have.
 FRONT_END = ("spectrogram_extractor.", "logmel_extractor.")
@@ -78,9 +79,8 @@ def load_backbone(model: nn.Module, path: Path | str) -> int:
 
 
 # The front end PANNs networks were trained on (their README and checkpoints' filterbank).
-PANNS_FEATURES = dict(
-    sample_rate=32000, n_fft=1024, hop_length=320, n_mels=64, fmin=50.0, fmax=14000.0
-)
+# The settings of the "panns" preset that a PANNs network's filters depend on.
+PANNS_FEATURES = ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "pad_mode")
 
 
 def front_end_mismatch(path: Path | str, feature_config) -> str | None:
@@ -88,9 +88,10 @@ def front_end_mismatch(path: Path | str, feature_config) -> str | None:
     (checkpoints that carry PANNs' log-mel front end), or None."""
     if not any(k.startswith(FRONT_END) for k in read_pretrained(path)):
         return None
+    panns = FEATURE_PRESETS["panns"]
     differ = [
-        f"{k} {getattr(feature_config, k)} vs {v}"
-        for k, v in PANNS_FEATURES.items()
-        if float(getattr(feature_config, k)) != float(v)
+        f"{k} {getattr(feature_config, k)} vs {getattr(panns, k)}"
+        for k in PANNS_FEATURES
+        if getattr(feature_config, k) != getattr(panns, k)
     ]
     return ", ".join(differ) or None

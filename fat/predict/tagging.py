@@ -6,6 +6,8 @@ scored with `predict_split`: the same sliding windows and TTA as `fat predict`. 
 cannot be read is skipped with its reason."""
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,10 +16,10 @@ import numpy as np
 from fat.core.errors import FatError
 from fat.core.progress import progress_bar
 from fat.featurize.run import ClipFeaturizer
-from fat.predict.scoring import predict_frames, predict_split
+from fat.predict.scoring import embed_split, predict_frames, predict_split
 from fat.predict.settings import PredictConfig
-from fat.runs.checkpoint import load_trained_model
-from fat.store import open_store
+from fat.runs.checkpoint import TrainedModel, load_trained_model
+from fat.store import Split, open_store
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SPLIT = "tag"
@@ -56,6 +58,36 @@ def audio_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+@contextmanager
+def featurized_files(
+    trained: TrainedModel, paths: list[Path], progress: bool = False
+) -> Iterator[tuple[Split | None, list[Path], list[tuple[Path, str]]]]:
+    """(split, files, skipped): the audio files under `paths` featurized with the run's own
+    feature config into a temporary store (None when no file could be read), the files in
+    its clip order, and each file skipped with its reason."""
+    files, skipped = [], []
+    featurize = ClipFeaturizer(trained.feature_config)
+    no_labels = np.zeros(len(trained.vocabulary), np.uint8)
+    with tempfile.TemporaryDirectory(prefix="fat-tag-") as tmp:
+        store_path = Path(tmp) / "tag.zarr"
+        with open_store(store_path, "a") as store:
+            writer = store.writer(SPLIT, trained.feature_config, trained.vocabulary, False)
+            with writer:
+                bar = progress_bar(audio_files(paths), desc="featurize", unit="file", show=progress)
+                for k, path in enumerate(bar):
+                    done = featurize(f"file{k:07d}", path, no_labels)  # ids any name can take
+                    if done.error:
+                        skipped.append((path, done.error))
+                        continue
+                    writer.add(done.clip)
+                    files.append(path)
+        if not files:
+            yield None, files, skipped
+            return
+        with open_store(store_path) as store:
+            yield store.split(SPLIT), files, skipped
+
+
 def tag_files(
     run: Path | str,
     paths: list[Path],
@@ -65,29 +97,27 @@ def tag_files(
 ) -> TagResult:
     cfg = cfg or PredictConfig()
     trained = load_trained_model(run, cfg.checkpoint)
-    files = audio_files(paths)
     result = TagResult(trained.vocabulary)
-    featurize = ClipFeaturizer(trained.feature_config)
-    no_labels = np.zeros(len(trained.vocabulary), np.uint8)
-    with tempfile.TemporaryDirectory(prefix="fat-tag-") as tmp:
-        store_path = Path(tmp) / "tag.zarr"
-        with open_store(store_path, "a") as store:
-            writer = store.writer(SPLIT, trained.feature_config, trained.vocabulary, False)
-            with writer:
-                bar = progress_bar(files, desc="featurize", unit="file", show=progress)
-                for k, path in enumerate(bar):
-                    done = featurize(f"file{k:07d}", path, no_labels)  # ids any name can take
-                    if done.error:
-                        result.skipped.append((path, done.error))
-                        continue
-                    writer.add(done.clip)
-                    result.files.append(path)
-        if not result.files:
+    with featurized_files(trained, paths, progress) as (split, result.files, result.skipped):
+        if split is None:
             return result
-        with open_store(store_path) as store:
-            split = store.split(SPLIT)
-            result.probs = predict_split(trained, split, cfg, progress=progress)
-            result.features = [np.asarray(split.read(i), np.float32) for i in range(len(split))]
-            if frames:
-                result.frames = predict_frames(trained, split, cfg)
+        result.probs = predict_split(trained, split, cfg, progress=progress)
+        result.features = [np.asarray(split.read(i), np.float32) for i in range(len(split))]
+        if frames:
+            result.frames = predict_frames(trained, split, cfg)
     return result
+
+
+def embed_files(
+    run: Path | str, paths: list[Path], cfg: PredictConfig | None = None, progress: bool = False
+) -> tuple[np.ndarray, list[Path], list[tuple[Path, str]]]:
+    """(embeddings (n, D), the files embedded, the files skipped with their reason): what
+    `embed_split` gives for a store, for audio files, featurized as `tag_files` does."""
+    cfg = cfg or PredictConfig()
+    trained = load_trained_model(run, cfg.checkpoint)
+    with featurized_files(trained, paths, progress) as (split, files, skipped):
+        if split is None:
+            raise FatError(
+                "no audio file could be read: " + "; ".join(f"{p}: {r}" for p, r in skipped)
+            )
+        return embed_split(trained, split, cfg, progress=progress), files, skipped

@@ -428,7 +428,8 @@ def load_pretrained(model: TaggingModel, experiment: ExperimentConfig, features,
         tqdm.write(
             f"warning: --pretrained {experiment.pretrained} learned from PANNs' log-mel (32 kHz, "
             f"n_fft 1024, hop 320, 64 mels, 50-14000 Hz); this store differs ({mismatch}), so "
-            "its filters see other inputs than they were trained on",
+            "its filters see other inputs than they were trained on (featurize with "
+            "--preset panns for theirs)",
             file=sys.stderr,
         )
     load_backbone(model, experiment.pretrained)

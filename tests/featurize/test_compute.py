@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from fat.core.errors import FatError
-from fat.core.features import LogMelConfig
+from fat.core.features import FEATURE_PRESETS, LogMelConfig
 from fat.featurize.audio import load_audio, probe_audio
 from fat.featurize.logmel import (
     FFT_BACKENDS,
@@ -82,8 +82,8 @@ BACKENDS = [
 @pytest.mark.parametrize("fft_backend", BACKENDS)
 @pytest.mark.parametrize(
     "cfg",
-    [DEFAULT, ODD, ODD_MAGNITUDE, UNCENTRED],
-    ids=["default", "odd", "magnitude", "uncentred"],
+    [DEFAULT, ODD, ODD_MAGNITUDE, UNCENTRED, FEATURE_PRESETS["panns"]],
+    ids=["default", "odd", "magnitude", "uncentred", "panns-reflect"],
 )
 def test_logmel_matches_librosa(cfg: LogMelConfig, fft_backend: str) -> None:
     y = noise_and_tones(cfg.sample_rate, 3.0)
@@ -108,8 +108,8 @@ TORCH_DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 @pytest.mark.parametrize("device", TORCH_DEVICES)
 @pytest.mark.parametrize(
     "cfg",
-    [DEFAULT, ODD, ODD_MAGNITUDE, UNCENTRED],
-    ids=["default", "odd", "magnitude", "uncentred"],
+    [DEFAULT, ODD, ODD_MAGNITUDE, UNCENTRED, FEATURE_PRESETS["panns"]],
+    ids=["default", "odd", "magnitude", "uncentred", "panns-reflect"],
 )
 @pytest.mark.parametrize("seconds", [0.01, 2.0], ids=["shorter-than-a-window", "2s"])
 def test_torch_logmel_matches_the_reference(cfg: LogMelConfig, device: str, seconds: float) -> None:

@@ -253,3 +253,36 @@ def test_tag_scores_a_wav_as_predict_scores_it_featurized_into_a_store(trained_r
     assert "(nothing >= 2.0)" in table.output
     figures = CliRunner().invoke(main, ["tag", str(run), wav, "--frames", str(tmp_path / "f")])
     assert figures.exit_code == 0 and len(list((tmp_path / "f").glob("*.png"))) == 1
+
+
+def test_embed_on_audio_files_gives_the_vectors_of_the_same_clips_in_a_store(trained_run, tmp_path):
+    from fat.featurize.run import featurize_split
+    from fat.featurize.settings import FeaturizeOptions
+    from fat.predict.scoring import embed_split
+    from tests.synthetic import make_fsd_layout
+
+    _, run = trained_run
+    trained = load_trained_model(run, "best")
+    data = make_fsd_layout(tmp_path / "data", n_curated=1, n_test=3)
+    store = tmp_path / "features.zarr"
+    featurize_split(
+        data, "test", store, trained.feature_config, FeaturizeOptions(workers=1, quiet=True)
+    )
+    (data / "test" / "broken.wav").write_bytes(b"RIFF not really")
+    out = tmp_path / "emb.npy"
+    result = CliRunner().invoke(
+        main, ["embed", str(run), str(data / "test"), "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "broken.wav" in result.output
+    ids = (tmp_path / "emb.ids.txt").read_text().splitlines()[1:]
+    assert [Path(i).name for i in ids] == ["test000.wav", "test001.wav", "test002.wav"]
+    with open_store(store) as s:
+        split = s.split("test")
+        expected = embed_split(trained, split, PredictConfig())
+        rows = [split.index_of(Path(i).name) for i in ids]
+    np.testing.assert_array_equal(np.load(out), expected[rows].astype(np.float32))
+    both = CliRunner().invoke(
+        main, ["embed", str(run), str(data / "test"), "--store", str(store), "--out", str(out)]
+    )
+    assert both.exit_code == 1 and "not both" in both.output
