@@ -242,15 +242,23 @@ def _draw_tag_figures(result, run, folder: Path, cfg) -> None:
     show_default=True,
     help="Which checkpoint of the run: best, last, swa, ema or snapshot-<epoch>.",
 )
-def export_model(run, fmt, out, checkpoint) -> None:
+@click.option(
+    "--waveform",
+    is_flag=True,
+    help="TorchScript only: the model takes a whole clip's mono waveform at the run's sample "
+    "rate, the log-mel front end and the sliding windows included.",
+)
+def export_model(run, fmt, out, checkpoint, waveform) -> None:
     """A self-contained model of the run: raw log-mel crops (batch, n_mels, crop_frames) ->
-    class probabilities, normalisation included; the vocabulary, feature config and window
-    rule go to OUT with suffix .json."""
+    class probabilities, normalisation included (or, with --waveform, a clip's waveform ->
+    its probabilities); the vocabulary, feature config and window rule go to OUT with suffix
+    .json."""
     from fat.predict.export import export_run
 
-    done = export_run(run, fmt, out, checkpoint)
+    done = export_run(run, fmt, out, checkpoint, waveform)
     shape = "x".join(map(str, done.input_shape[1:]))
-    click.echo(f"wrote {done.model} (input: batch x {shape}) and {done.manifest}")
+    takes = "a mono waveform" if waveform else f"batch x {shape}"
+    click.echo(f"wrote {done.model} (input: {takes}) and {done.manifest}")
 
 
 @click.command("select-noisy")

@@ -37,13 +37,17 @@ class ModelInput:
         return x.transpose(1, 2)
 
 
+def window_hop(crop: int, overlap: float) -> int:
+    """Frames from one window's start to the next."""
+    return max(1, int(round(crop * (1 - overlap))))
+
+
 def window_starts(length: int, crop: int, overlap: float) -> list[int]:
     """Window starts covering [0, length): every `crop * (1 - overlap)` frames, plus one flush
     with the end; a clip shorter than the crop has one window (repeated to fill it)."""
     if length <= crop:
         return [0]
-    hop = max(1, int(round(crop * (1 - overlap))))
-    starts = list(range(0, length - crop + 1, hop))
+    starts = list(range(0, length - crop + 1, window_hop(crop, overlap)))
     if starts[-1] != length - crop:
         starts.append(length - crop)
     return starts

@@ -286,3 +286,35 @@ def test_embed_on_audio_files_gives_the_vectors_of_the_same_clips_in_a_store(tra
         main, ["embed", str(run), str(data / "test"), "--store", str(store), "--out", str(out)]
     )
     assert both.exit_code == 1 and "not both" in both.output
+
+
+def test_a_waveform_export_scores_a_wav_as_fat_tag_does(trained_run, tmp_path):
+    import soundfile as sf
+
+    from fat.predict.tagging import tag_files
+    from tests.synthetic import make_fsd_layout
+
+    _, run = trained_run
+    out = tmp_path / "tagger.pt"
+    args = ["export", str(run), "--format", "torchscript", "--waveform", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["input"]["name"] == "waveform"
+    rate = manifest["feature_config"]["sample_rate"]
+    data = make_fsd_layout(tmp_path / "data", n_curated=1, n_test=3)
+    short = data / "test" / "short.wav"  # shorter than one window: repeated to fill it
+    sf.write(short, 0.2 * np.sin(np.arange(3000) / 7.0), rate, subtype="PCM_16")
+    wide = np.stack([np.sin(np.arange(40000) / 5.0), np.cos(np.arange(40000) / 9.0)], 1)
+    sf.write(data / "test" / "stereo.wav", 0.2 * wide, rate, subtype="PCM_16")
+    tagged = tag_files(run, [data / "test"])
+    exported = torch.jit.load(str(out))
+    assert len(tagged.files) == 5
+    for path, expected in zip(tagged.files, tagged.probs, strict=True):
+        audio, file_rate = sf.read(path, dtype="float32")
+        assert file_rate == rate
+        with torch.no_grad():
+            got = exported(torch.from_numpy(audio)).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4, err_msg=path.name)
+    onnx = CliRunner().invoke(main, [*args[:3], "onnx", "--waveform", "--out", str(tmp_path / "x")])
+    assert onnx.exit_code == 1 and "--waveform needs --format torchscript" in onnx.output
