@@ -50,6 +50,18 @@ def store_option(help: str, dest: str = "store", **kw: Any) -> Callable:
     )
 
 
+def table_format_option(help: str) -> Callable:
+    """`--format table|csv|json` (default table), as `fmt`."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help=help,
+    )
+
+
 def from_environment(names: list[str] | tuple[str, ...]) -> set[str]:
     """Which of the current command's parameters took their value from a FAT_ variable."""
     ctx = click.get_current_context(silent=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from fat.cli.options import given_settings, settings_options, store_option
+from fat.cli.options import given_settings, settings_options, store_option, table_format_option
 from fat.predict.settings import PredictConfig
 
 RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
@@ -163,14 +163,9 @@ def embed(run, audio, store, split, out, quiet, **kw) -> None:
 @click.option(
     "--threshold", type=float, default=0.0, show_default=True, help="Show only scores >= this."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="table: the top labels per file; csv: every class's score per file (the submission "
-    "columns); json: the top labels per file.",
+@table_format_option(
+    "table: the top labels per file; csv: every class's score per file (the submission "
+    "columns); json: the top labels per file."
 )
 @click.option(
     "--frames",

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from fat.cli.options import STORE_LOCATION
+from fat.cli.options import STORE_LOCATION, table_format_option
 from fat.core.errors import FatError
 from fat.core.progress import progress_bar
 from fat.store import open_store
@@ -48,14 +48,7 @@ def info(store_path: Path) -> None:
 @STORE
 @SPLIT
 @click.option("--label", help="Only clips carrying this label.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output as an aligned table, CSV or JSON.",
-)
+@table_format_option("Output as an aligned table, CSV or JSON.")
 def ls_command(store_path: Path, split_name: str, label: str | None, fmt: str) -> None:
     """List the clips of a split: id, duration, frames, labels."""
     with open_store(store_path) as feature_store:
