@@ -32,14 +32,18 @@ def _free(port: int) -> bool:
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` free ports p whose p + GRPC_OFFSET is free too."""
+    """`n` free ports p whose p + GRPC_OFFSET is free too, no port of one pair being a port of
+    another (one server's HTTP port must not be another's gRPC port)."""
     ports: list[int] = []
+    taken: set[int] = set()
     while len(ports) < n:
         with closing(socket.socket()) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port + GRPC_OFFSET < 65536 and port not in ports and _free(port + GRPC_OFFSET):
+        pair = {port, port + GRPC_OFFSET}
+        if port + GRPC_OFFSET < 65536 and not pair & taken and _free(port + GRPC_OFFSET):
             ports.append(port)
+            taken |= pair
     return ports
 
 

@@ -24,7 +24,7 @@ def gather_crops(
     directly (one read per crop, the whole batch's pages requested at once unless `prefetch`
     is off because the caller asked for them earlier, `prefetch_crops`) where the layout allows
     (`fat.store.direct`), else through zarr, each chunk the batch touches read once (a zstd or
-    a remote store).
+    a remote store), else (HDF5) crop by crop.
     """
     clips, starts = np.asarray(clips, np.int64), np.asarray(starts, np.int64)
     lengths = split.lengths[clips]
@@ -36,8 +36,15 @@ def gather_crops(
     rows = (starts[:, None] + np.arange(crop_frames)) % lengths[:, None]
     if split.direct is not None:
         out = _direct_crops(split, clips, starts, crop_frames, rows, inside, prefetch)
-    else:  # in RAM, or one read of every chunk the batch touches (compressed, remote)
+    elif split.gathers:  # in RAM, or one read of every chunk the batch touches (zarr)
         out = split.gather_rows(split.offsets[clips][:, None] + rows)
+    else:  # HDF5 on disk: a slice per crop, which h5py reads best
+        out = np.empty(
+            (len(clips), crop_frames, split.feature_config.n_mels), split.meta.feature_config.dtype
+        )
+        for k, (c, s) in enumerate(zip(clips.tolist(), starts.tolist(), strict=True)):
+            block = split.read_crop(c, s, int(own[k])).T
+            out[k] = block[rows[k] - s] if own[k] < crop_frames else block
     if not split.in_memory:
         split.check_current()  # a split replaced mid-read reads as zeros, not as an error
     return out, own

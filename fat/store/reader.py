@@ -156,6 +156,12 @@ class Split:
         return isinstance(self._frames, np.ndarray)
 
     @property
+    def gathers(self) -> bool:
+        """Whether `gather_rows` works: in RAM, by direct chunk reads, or through zarr (an HDF5
+        split on disk reads crop by crop instead)."""
+        return self.in_memory or self._direct is not None or hasattr(self._frames, "oindex")
+
+    @property
     def direct(self) -> ChunkFiles | None:
         """The direct chunk reader of a split on disk, when its layout allows one."""
         return self._direct
@@ -232,12 +238,17 @@ class Split:
 
     def gather_rows(self, rows: np.ndarray) -> np.ndarray:
         """Frames at any array of row indices of the concatenated frames, in one vectorised
-        gather: in RAM, by direct chunk reads on disk, else through the format's library
-        (each chunk the rows touch read once, concurrently: a compressed or remote store)."""
+        gather: in RAM, by direct chunk reads on disk, else through zarr (each chunk the rows
+        touch read once, concurrently: a compressed or remote store)."""
         if self.in_memory:
             return self._frames[rows]
         if self._direct is not None:
             return self._direct.gather(rows)
+        if not self.gathers:
+            raise FatError(
+                f"split {self.name!r}: no vectorised reads for this layout (HDF5 on disk); "
+                "read crops one by one or load() it"
+            )
         rows = np.asarray(rows)
         flat = self._frames.oindex[rows.ravel(), :]
         return flat.reshape(*rows.shape, flat.shape[-1])

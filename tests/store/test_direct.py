@@ -11,12 +11,18 @@ from tests.synthetic import build_store
 
 
 @pytest.mark.parametrize(
-    "writer_kw, direct",
-    [({"frames_chunk": 64}, True), ({"frames_chunk": 64, "compression": "zstd"}, False)],
-    ids=["direct chunk reads", "zstd through zarr"],
+    "name, writer_kw, direct",
+    [
+        ("s.zarr", {"frames_chunk": 64}, True),
+        ("s.zarr", {"frames_chunk": 64, "compression": "zstd"}, False),
+        ("s.h5", {"frames_chunk": 64}, False),
+    ],
+    ids=["direct chunk reads", "zstd through zarr", "hdf5 crop by crop"],
 )
-def test_disk_crops_equal_ram_crops_across_chunks_and_short_clips(tmp_path, writer_kw, direct):
-    path = tmp_path / "s.zarr"
+def test_disk_crops_equal_ram_crops_across_chunks_and_short_clips(
+    tmp_path, name, writer_kw, direct
+):
+    path = tmp_path / name
     build_store(path, 30, **writer_kw)
     rng = np.random.default_rng(0)
     with open_store(path) as store:
