@@ -51,14 +51,16 @@ class Location:
     """One end of a copy: an fsspec filesystem and the store's root path in it."""
 
     def __init__(self, where: str | Path):
-        self.name = str(where)
         self.remote = is_url(where)
         if self.remote:
-            self.fs, self.root = filesystem(str(where).rstrip("/"))
+            self.name = str(where).rstrip("/")
+            self.fs, self.root = filesystem(self.name)
         else:
             import fsspec
 
-            self.fs, self.root = fsspec.filesystem("file"), str(Path(where).absolute())
+            # Absolute: a copy rerun from another folder is still the same copy.
+            self.name = str(Path(where).absolute())
+            self.fs, self.root = fsspec.filesystem("file"), self.name
 
     def call(self, what, *args, **kw):
         try:
@@ -127,7 +129,7 @@ def copy_store(source: str | Path, destination: str | Path, progress: bool = Tru
     """Copy the Zarr store `source` to `destination` (a new path or URL, or the destination
     of an unfinished copy of the same store, which is continued)."""
     src, dst = Location(source), Location(destination)
-    if src.name.rstrip("/") == dst.name.rstrip("/"):
+    if src.name == dst.name:
         raise FatError(f"{destination}: the destination cannot be the source")
     with open_store(source) as store:
         if store.format != "zarr":

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +130,8 @@ def _chunk_cache_class() -> type:
 
         def _keep(self, path: Path, data: bytes) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            # One name per thread: loader threads and processes may fetch the same chunk.
+            partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
             partial.write_bytes(data)
             os.replace(partial, path)
             if self._bytes is None:
