@@ -59,18 +59,18 @@ def featurize(data_dir, split, store_path, labels_file, preset, config_file, **k
     """Decode WAVs, compute log-mel features and write them into a feature store.
 
     Rerunning the same command after an interruption continues where it stopped."""
+    from fat.featurize.inputs import splits_to_featurize
     from fat.featurize.run import featurize_split
 
     options = FeaturizeOptions.from_dict(given_settings(FeaturizeOptions, kw))
     saved = read_settings_file(config_file) if config_file is not None else {}
     base = FEATURE_PRESETS[preset].to_dict() if preset else {}
     cfg = LogMelConfig.from_dict({**base, **saved, **given_settings(LogMelConfig, kw)})
-    splits = list(SPLITS) if split == "all" else [split]
+    splits, warnings = splits_to_featurize(data_dir, split)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     skipped = 0
     for name in splits:
-        if split == "all" and not (data_dir / SPLITS[name].folder).is_dir():
-            click.echo(f"{name}: no {SPLITS[name].folder}/ in {data_dir}, nothing to do")
-            continue
         labels = labels_file if name == "test" else None
         summary = featurize_split(data_dir, name, store_path, cfg, options, labels_file=labels)
         for line in summary.lines():

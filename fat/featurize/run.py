@@ -5,9 +5,11 @@ Decoding, log-mel and encoding run on `workers` threads (spawned processes past
 every few clips. Rerunning after a kill skips committed clips, and
 because order is fixed the result equals an uninterrupted run. A bad file never stops the run:
 it is skipped with one line (file, reason) in the summary and in an errors CSV by the store.
+
+This module runs the workers and commits what they return; which clips a split has is
+`fat.featurize.inputs`, what is reported (summary, progress, errors CSV) `fat.featurize.report`.
 """
 
-import csv
 import multiprocessing
 import os
 import threading
@@ -16,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,141 +26,26 @@ import numpy as np
 from fat.core.device import device_name
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
-from fat.core.files import atomic_write
-from fat.core.ids import check_clip_id, parse_shard, shard_of
-from fat.core.labels import LabelIssue, LabelTable, read_labels_csv, read_vocabulary
-from fat.core.layout import SAMPLE_SUBMISSION, check_data_dir, split_layout
-from fat.core.progress import progress_bar
+from fat.core.ids import parse_shard
+from fat.core.labels import read_vocabulary
+from fat.core.layout import SAMPLE_SUBMISSION, split_layout
 from fat.featurize.audio import DEFAULT_LIMITS, AudioLimits, load_audio
+from fat.featurize.inputs import clip_table, shard
 from fat.featurize.logmel import LogMelExtractor, available_fft_backends
+from fat.featurize.report import (
+    ClipProgress,
+    FeaturizeSummary,
+    SkippedClip,
+    describe_compute,
+    errors_csv_path,
+    write_errors,
+)
 from fat.featurize.settings import FeaturizeOptions
-from fat.store import ClipRecord, EncodedClip, SplitWriter, encode_clip, open_store
+from fat.store import ClipRecord, EncodedClip, FeatureStore, encode_clip, open_store
+from fat.store.backends import NewStoreFormatUnknown
 from fat.store.remote import check_writable_location
 
 Task = tuple[str, Path, np.ndarray]  # clip id, file, labels
-
-
-@dataclass(frozen=True)
-class SkippedClip:
-    file: str
-    line: int | None  # CSV line, for problems found in the CSV
-    clip_id: str
-    reason: str
-
-
-@dataclass
-class FeaturizeSummary:
-    split: str
-    store: Path
-    clips_total: int = 0
-    written: int = 0
-    already_committed: int = 0
-    skipped: list[SkippedClip] = field(default_factory=list)
-    seconds: float = 0.0
-    startup_seconds: float = 0.0  # until the first clip came back: reading the CSV, store open
-    audio_seconds: float = 0.0
-    errors_csv: Path | None = None
-    compute: str = ""  # where the log-mel ran: "cpu (ducc0 FFT), 2 threads", "cuda (torch), ..."
-    notes: list[str] = field(default_factory=list)  # e.g. a commit the store rolled back
-    started: float = field(default_factory=time.perf_counter)
-
-    def add(self, result: "ClipResult", writer: SplitWriter, folder: Path) -> None:
-        """Account for one worker result: the clip written, or skipped with its reason."""
-        if not self.startup_seconds:
-            self.startup_seconds = time.perf_counter() - self.started
-        if result.error is not None:
-            path = str(folder / result.clip_id)
-            self.skipped.append(SkippedClip(path, None, result.clip_id, result.error))
-            return
-        writer.add(result.clip)
-        self.written += 1
-        self.audio_seconds += result.clip.record.source_duration_s
-
-    @property
-    def audio_hours_per_s(self) -> float:
-        return self.audio_seconds / 3600 / max(time.perf_counter() - self.started, 1e-9)
-
-    @property
-    def clips_per_second(self) -> float:
-        return self.written / self.seconds if self.seconds else 0.0
-
-    @property
-    def x_realtime(self) -> float:
-        return self.audio_seconds / self.seconds if self.seconds else 0.0
-
-    def lines(self) -> list[str]:
-        out = [
-            f"{self.split}: {self.written} clips written, {self.already_committed} already in "
-            f"the store, {len(self.skipped)} skipped, of {self.clips_total}",
-        ]
-        if self.written:
-            out.append(
-                f"{self.split}: {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
-                f"({self.clips_per_second:.1f} clips/s, {self.x_realtime:.0f}x realtime, "
-                f"log-mel on {self.compute})"
-            )
-        out += self.notes
-        out += [
-            f"skipped {s.file}{f':{s.line}' if s.line else ''}: {s.reason}" for s in self.skipped
-        ]
-        if self.errors_csv:
-            out.append(f"skipped clips listed in {self.errors_csv}")
-        return out
-
-
-def errors_csv_path(store_path: Path, split: str) -> Path:
-    """Where the skipped clips of a split are listed: beside the store."""
-    return store_path.with_name(f"{store_path.name}.{split}.errors.csv")
-
-
-def _clip_table(
-    data_dir: Path, split: str, labels_file: Path | None, vocab: tuple[str, ...], strict: bool
-) -> tuple[LabelTable, bool, list[SkippedClip]]:
-    """The clips to featurize with their targets, whether the split is labelled, and the
-    CSV rows that were rejected."""
-    layout = split_layout(split)
-    check_data_dir(data_dir, layout)
-    csv_path = data_dir / layout.csv
-    if layout.labelled:
-        clips = read_labels_csv(csv_path, vocab, strict=strict)
-    elif csv_path.exists():
-        clips = read_labels_csv(csv_path, vocab, strict=strict, labelled=False)
-    else:  # no clip list: every file in the folder, under a name that can be a clip id
-        names, issues = [], []
-        for p in sorted((data_dir / layout.folder).iterdir()):
-            if p.is_file():
-                reason = check_clip_id(p.name)
-                if reason:
-                    issues.append(LabelIssue(str(p), 0, p.name, f"{reason}; rename the file"))
-                else:
-                    names.append(p.name)
-        targets = np.zeros((len(names), len(vocab)), np.uint8)
-        clips = LabelTable(vocab, names, targets, issues)
-    rejected = [SkippedClip(i.file, i.line or None, i.fname, i.reason) for i in clips.issues]
-    if layout.labelled or labels_file is None:
-        return clips, layout.labelled, rejected
-    answers = read_labels_csv(labels_file, vocab, strict=strict)
-    rejected += [SkippedClip(i.file, i.line, i.fname, i.reason) for i in answers.issues]
-    row = {name: i for i, name in enumerate(answers.fnames)}
-    keep = [name for name in clips.fnames if name in row]
-    rejected += [
-        SkippedClip(str(labels_file), None, name, "no labels in the answer key")
-        for name in clips.fnames
-        if name not in row
-    ]
-    targets = answers.targets[[row[name] for name in keep]]
-    return LabelTable(vocab, keep, targets), True, rejected
-
-
-def _shard(
-    table: LabelTable, rejected: list[SkippedClip], index: int, shards: int
-) -> tuple[LabelTable, list[SkippedClip]]:
-    """The part of a split shard `index` of `shards` owns: its clips, and the rejected rows
-    of those clips (rows without a name go to shard 0, so each is reported once)."""
-    keep = [i for i, name in enumerate(table.fnames) if shard_of(name, shards) == index]
-    mine = [r for r in rejected if (shard_of(r.clip_id, shards) if r.clip_id else 0) == index]
-    names = [table.fnames[i] for i in keep]
-    return LabelTable(table.vocabulary, names, table.targets[keep], table.issues), mine
 
 
 @dataclass(frozen=True)
@@ -400,12 +287,13 @@ def featurize_split(
     job = Job(cfg, device, AudioLimits(max_seconds=opts.max_seconds))
     layout = split_layout(split)
     vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
-    table, labelled, rejected = _clip_table(data_dir, split, labels_file, vocab, opts.strict)
+    table, labelled, rejected = clip_table(data_dir, split, labels_file, vocab, opts.strict)
     if opts.shard:
-        table, rejected = _shard(table, rejected, *parse_shard(opts.shard))
+        table, rejected = shard(table, rejected, *parse_shard(opts.shard))
     summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
     summary.clips_total = len(table.fnames) + len(rejected)
-    with open_store(store_path, "a", format=opts.store_format) as store:
+    folder = data_dir / layout.folder
+    with _open_for_featurize(store_path, opts.store_format) as store:
         writer = store.writer(
             layout.name,
             cfg,
@@ -421,33 +309,42 @@ def featurize_split(
                 if name in writer.committed:
                     summary.already_committed += 1
                     continue
-                path = data_dir / layout.folder / name
+                path = folder / name
                 if not path.is_file():
                     summary.skipped.append(SkippedClip(str(path), None, name, "file not found"))
                     continue
                 tasks.append((name, path, labels))
-            bar = progress_bar(total=len(tasks), unit="clip", show=not opts.quiet, desc=split)
+            progress = ClipProgress(split, len(tasks), show=not opts.quiet)
             workers = min(workers, len(tasks) or 1)
-            where = "processes" if _on_processes(device, workers) else "threads"
-            summary.compute = (
-                f"cpu ({available_fft_backends()[0]} FFT)"
-                if device == "cpu"
-                else f"{device} (torch)"
-            ) + f", {workers} {where if workers > 1 else 'thread'}"
+            summary.compute = describe_compute(
+                device, available_fft_backends()[0], workers, _on_processes(device, workers)
+            )
             in_flight = InFlight(in_flight_path(store_path, split))
             suspects = in_flight.left_by_last_run()
             with in_flight:
                 for result in _ordered_results(tasks, suspects, job, workers, in_flight):
                     in_flight.finished(result.clip_id)
-                    summary.add(result, writer, data_dir / layout.folder)
-                    bar.update(1)
-                    bar.set_postfix_str(f"{summary.audio_hours_per_s:.3f} audio-h/s", refresh=False)
-            bar.close()
+                    clip = result.clip
+                    seconds = clip.record.source_duration_s if clip is not None else 0.0
+                    summary.add(result.clip_id, folder, result.error, seconds)
+                    if clip is not None:
+                        writer.add(clip)
+                    progress.update(summary)
+            progress.close()
             if writer.recovery:
                 summary.notes.append(f"{split}: {writer.recovery}")
     summary.seconds = time.perf_counter() - summary.started
-    summary.errors_csv = _write_errors(errors_csv_path(store_path, split), summary.skipped)
+    summary.errors_csv = write_errors(errors_csv_path(store_path, split), summary.skipped)
     return summary
+
+
+def _open_for_featurize(store_path: Path, store_format: str | None) -> FeatureStore:
+    """The store, opened to append; a new one whose name says no format is refused with the
+    ways `fat featurize` has of choosing one."""
+    try:
+        return open_store(store_path, "a", format=store_format)
+    except NewStoreFormatUnknown as e:
+        raise FatError(f"{e}, or pass --format zarr|hdf5") from None
 
 
 def _ordered_results(
@@ -466,16 +363,3 @@ def _ordered_results(
 def in_flight_path(store_path: Path, split: str) -> Path:
     """Where a running featurize keeps the clips in flight: beside the store."""
     return store_path.with_name(f"{store_path.name}.{split}.inflight")
-
-
-def _write_errors(path: Path, skipped: list[SkippedClip]) -> Path | None:
-    """The errors CSV always describes the latest run: rewritten, or removed when clean."""
-    if not skipped:
-        path.unlink(missing_ok=True)
-        return None
-    with atomic_write(path, newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "line", "clip_id", "reason"])
-        for s in skipped:
-            writer.writerow([s.file, s.line or "", s.clip_id, s.reason])
-    return path

@@ -26,10 +26,11 @@ class FeaturizeOptions(Settings):
     )
     store_format: str | None = setting(
         None,
-        "Store format when the suffix does not say.",
+        "Format of a new store whose name has no .zarr or .h5 suffix (an existing store's "
+        "format is read from its contents).",
         choices=("zarr", "hdf5"),
         flag="--format",
-        derived="the suffix: .zarr or .h5",
+        derived="the suffix (.zarr or .h5), else the existing store's",
     )
     compression: str = setting("none", "Chunk compression (Zarr only).", choices=COMPRESSIONS)
     max_seconds: float = setting(

@@ -306,9 +306,8 @@ class HDF5Backend(Backend):
             return False
         if not path.is_file():
             raise FatError(f"{path}: not a file; an HDF5 store is one .h5 file")
-        with open(path, "rb") as f:
-            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                raise not_a_store(path, "not an HDF5 file")
+        if not has_hdf5_signature(path):
+            raise not_a_store(path, "not an HDF5 file")
         return True
 
     def _open(self):
@@ -462,16 +461,69 @@ BACKENDS: dict[str, type[Backend]] = {"zarr": ZarrBackend, "hdf5": HDF5Backend}
 SUFFIXES = {".zarr": "zarr", ".h5": "hdf5", ".hdf5": "hdf5"}
 
 
-def format_for(path: Path, format: str | None = None) -> str:
-    """The backend name for `path`: the explicit `format`, else by suffix (.zarr, .h5, .hdf5)."""
+class NewStoreFormatUnknown(FatError):
+    """Nothing at a path to create a store at, and its name says no format: the caller may add
+    the ways it has of choosing one (`fat featurize --format`)."""
+
+
+def has_hdf5_signature(path: Path) -> bool:
+    """Whether `path` holds the HDF5 signature where HDF5 looks for it: at byte 0, or after a
+    user block at 512, 1024, 2048, ... Read directly rather than with `h5py.is_hdf5`, which
+    opens the file through HDF5 (and its file locks) where a few bytes tell."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                f.seek(offset)
+                if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+                offset = offset * 2 if offset else 512
+    except OSError as e:
+        raise FatError(f"{path}: cannot read it ({one_line(e)})") from None
+    return False
+
+
+def detect_format(path: Path) -> str | None:
+    """The format of what is at `path`, from its contents: a directory with a zarr.json at its
+    root is Zarr, a file with the HDF5 signature HDF5; None for anything else or nothing."""
+    path = Path(path)
+    if path.is_dir():
+        return "zarr" if (path / "zarr.json").is_file() else None
+    if path.is_file() and has_hdf5_signature(path):
+        return "hdf5"
+    return None
+
+
+def format_for(path: Path | str, format: str | None = None, mode: str = "r") -> str:
+    """The backend name for the store at `path`: the explicit `format`, else by suffix (.zarr,
+    .h5, .hdf5), else from what is there (`detect_format`). A new store (`mode` "a", nothing
+    there yet) needs a suffix or `format`: an empty name says nothing about what to create."""
     if format is not None:
         if format not in BACKENDS:
             raise FatError(f"unknown store format {format!r}; choose one of {sorted(BACKENDS)}")
         return format
-    try:
-        return SUFFIXES[Path(path).suffix.lower()]
-    except KeyError:
-        raise FatError(
-            f"{path}: cannot tell the store format from the suffix; use .zarr or .h5, "
-            "or pass --format zarr|hdf5"
-        ) from None
+    path = Path(path)
+    by_suffix = SUFFIXES.get(path.suffix.lower())
+    if by_suffix is not None:
+        return by_suffix
+    found = detect_format(path)
+    if found is not None:
+        return found
+    if _nothing_there(path):
+        if mode == "r":
+            raise FatError(f"{path}: no such store")
+        raise NewStoreFormatUnknown(
+            f"{path}: a new store's format follows its suffix, and this name has none of "
+            f".zarr, .h5; name it {path.name}.zarr (Zarr) or {path.name}.h5 (HDF5)"
+        )
+    if path.is_dir():
+        raise not_a_store(path, "a directory without zarr.json, so not a Zarr store")
+    raise not_a_store(path, "a file without the HDF5 signature, so not an HDF5 store")
+
+
+def _nothing_there(path: Path) -> bool:
+    """No file, or a directory with nothing in it but a writer lock (what Zarr creates into)."""
+    if path.is_dir():
+        return {p.name for p in path.iterdir()} <= {"writer.lock"}
+    return not path.exists()

@@ -16,7 +16,7 @@ from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.core.ids import check_clip_id, validate_clip_id
 from fat.core.lock import ExclusiveLock
-from fat.store.backends import BACKENDS, format_for
+from fat.store.backends import BACKENDS, SUFFIXES, format_for
 from fat.store.layout import (
     COMPRESSIONS,
     NEW_SUFFIX,
@@ -53,7 +53,7 @@ class FeatureStore:
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
         self.path: Path | str = path if is_url(path) else Path(path)
-        self.format = format_for(self.path, format)
+        self.format = store_format(self.path, format, mode)
         self.mode = mode
         self.chunk_cache = chunk_cache
         self._lock: ExclusiveLock | None = None
@@ -287,6 +287,14 @@ class FeatureStore:
         self.close()
 
 
+def store_format(path: Path | str, format: str | None = None, mode: str = "r") -> str:
+    """The format of the store at `path` (a local path or a URL): `format`, else the suffix,
+    else what is there; see `fat.store.backends.format_for`."""
+    if format is None and is_url(path) and Path(str(path)).suffix.lower() not in SUFFIXES:
+        return "zarr"  # object storage holds only Zarr stores; the backend checks its zarr.json
+    return format_for(path, format, mode)
+
+
 def open_store(
     path: Path | str,
     mode: str = "r",
@@ -295,7 +303,8 @@ def open_store(
 ) -> FeatureStore:
     """Open (mode "a": create) a feature store: a local path, or a URL of a Zarr store on
     object storage (read-only; `chunk_cache` keeps the frame chunks it reads on local disk).
-    The format follows the suffix unless given."""
+    The format follows the suffix unless given, else the contents of an existing store; a new
+    store needs a .zarr or .h5 suffix or `format`."""
     return FeatureStore(path, mode=mode, format=format, chunk_cache=chunk_cache)
 
 
