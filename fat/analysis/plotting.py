@@ -1,5 +1,6 @@
-"""Drawing shared by every figure (`save_png`, `draw_logmel`) and the figures of store contents:
-a clip's log-mel, a split's label counts and durations. Every plot_ function writes one PNG."""
+"""Drawing shared by every figure (`literal`, `save_png`, `draw_logmel`) and the figures of
+store contents: a clip's log-mel, a split's label counts and durations. Every plot_ function
+writes one PNG."""
 
 import re
 from pathlib import Path
@@ -7,8 +8,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-# Titles and labels hold run, class and split names: two "$" in one must not start mathtext.
-matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -20,6 +19,13 @@ def file_slug(text: str) -> str:
     """`text` as a safe part of a file name: letters, digits, "_", "." and "-" only, no leading
     dot, never empty, so no name from a run or a store can point outside a folder."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "unnamed"
+
+
+def literal(text: object) -> str:
+    """`text` as matplotlib draws it verbatim: every "$" escaped, so a run, class or split name
+    holding two of them never starts mathtext. Apply to every name that enters a figure; the
+    tick formatters' own mathtext (log axes) stays on."""
+    return str(text).replace("$", r"\$")
 
 
 def save_png(fig, path: Path, dpi: int) -> Path:
@@ -56,7 +62,7 @@ def plot_logmel(features: np.ndarray, cfg: LogMelConfig, title: str, path: Path)
     Predictions over a log-mel are `fat.analysis.figures.plot_clip_prediction`."""
     fig, ax = plt.subplots(figsize=(10, 4))
     image = draw_logmel(ax, np.asarray(features, dtype=np.float32), cfg)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(literal(title), fontsize=10)
     ax.set_xlabel("time (s)")
     fig.colorbar(image, ax=ax, label="dB", pad=0.01)
     fig.tight_layout()
@@ -74,7 +80,7 @@ def plot_split_overview(
     )
     bars.barh(range(len(names)), [label_counts[n] for n in names], color="tab:blue")
     bars.set_yticks(range(len(names)))
-    bars.set_yticklabels(names, fontsize=7 if len(names) > 30 else 9)
+    bars.set_yticklabels([literal(n) for n in names], fontsize=7 if len(names) > 30 else 9)
     bars.invert_yaxis()
     bars.set_xlabel("clips")
     bars.set_title("clips per label")
@@ -82,6 +88,6 @@ def plot_split_overview(
     hist.set_xlabel("duration (s)")
     hist.set_ylabel("clips")
     hist.set_title(f"durations: median {np.median(durations) if len(durations) else 0:.1f} s")
-    fig.suptitle(title)
+    fig.suptitle(literal(title))
     fig.tight_layout()
     return save_png(fig, path, dpi=110)
