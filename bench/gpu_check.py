@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from scale import write_store  # noqa: E402 - the sibling script, run from anywhere
 
-from fat.runs.directory import load_run  # noqa: E402
+from fat.runs.history import load_run  # noqa: E402
 from fat.runs.settings import ExperimentConfig, RunOptions  # noqa: E402
 from fat.train.loop import train  # noqa: E402
 

@@ -1,6 +1,8 @@
-"""Figures of training runs. Every function writes one PNG at `DPI` and returns where.
+"""Figures of training runs. Every plot_ function writes one PNG at `DPI` and returns where;
+the _figure functions behind some of them return the drawn Figure, for a caller to inspect.
 
-Figure sizes are multiples of a quarter inch so the PNG is exactly width_in * DPI by
+Names of runs, classes, splits and layer groups go through `literal`, so they are drawn as
+written. Figure sizes are multiples of a quarter inch so the PNG is exactly width_in * DPI by
 height_in * DPI pixels (documented per function). The per-class charts return a `BarChart`
 instead of a bare path: it carries the path and the number of bars drawn, and is
 `os.PathLike`, so it can go wherever a path is expected.
@@ -17,13 +19,15 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fat.analysis.plotting import draw_logmel, save_png  # noqa: E402
+from fat.analysis.plotting import draw_logmel, literal, save_png  # noqa: E402
 from fat.core.errors import FatError  # noqa: E402
 from fat.core.features import LogMelConfig  # noqa: E402
-from fat.runs.directory import GRAD_NORM_PREFIX, RunHistory, has_values, load_run  # noqa: E402
+from fat.runs.history import RunHistory, has_values, load_run  # noqa: E402
+from fat.runs.logs import GRAD_NORM_PREFIX  # noqa: E402
 
 DPI = 100
 WIDTH_IN = 10.0  # every figure is 1000 px wide
@@ -81,7 +85,7 @@ def _epoch_curve(ax, run: RunHistory, column: str, style, colour: int, label: st
         marker="o",
         markersize=3,
         color=_run_colour(colour),
-        label=f"{run.name}: {label}",
+        label=literal(f"{run.name}: {label}"),
     )
     return True
 
@@ -122,8 +126,8 @@ def plot_metric_curves(
         raise FatError(f"no run records any of {', '.join(columns)} with a value")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("lwlrap" if all("lwlrap" in c for c in metrics) else ", ".join(metrics))
-    ax.set_title(title)
+    ax.set_ylabel("lwlrap" if all("lwlrap" in c for c in metrics) else literal(", ".join(metrics)))
+    ax.set_title(literal(title))
     ax.grid(alpha=0.3)
     _legend(ax, entries)
     return save_png(fig, path, DPI)
@@ -152,7 +156,7 @@ def plot_loss_curves(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("BCE loss")
-    ax.set_title(title)
+    ax.set_title(literal(title))
     ax.grid(alpha=0.3, which="both")
     _legend(ax, entries)
     return save_png(fig, path, DPI)
@@ -168,7 +172,9 @@ def plot_lr_schedule(
     entries = 0
     for i, run in enumerate(runs):
         if has_values(run.steps, "lr"):
-            ax.plot(run.steps["epoch"], run.steps["lr"], color=_run_colour(i), label=run.name)
+            ax.plot(
+                run.steps["epoch"], run.steps["lr"], color=_run_colour(i), label=literal(run.name)
+            )
         elif has_values(run.metrics, "lr"):
             ax.plot(
                 run.metrics["epoch"],
@@ -176,7 +182,7 @@ def plot_lr_schedule(
                 color=_run_colour(i),
                 marker="o",
                 markersize=3,
-                label=f"{run.name} (end of each epoch)",
+                label=literal(f"{run.name} (end of each epoch)"),
             )
         else:
             continue
@@ -187,7 +193,7 @@ def plot_lr_schedule(
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
-    ax.set_title(title)
+    ax.set_title(literal(title))
     ax.grid(alpha=0.3)
     _legend(ax, entries)
     return save_png(fig, path, DPI)
@@ -198,6 +204,13 @@ def plot_grad_norms(
     path: Path,
     title: str = "gradient L2 norm per layer group",
 ) -> Path:
+    """`grad_norms_figure` of `runs`, written to `path`."""
+    return save_png(grad_norms_figure(runs, title), path, DPI)
+
+
+def grad_norms_figure(
+    runs: Sequence["RunHistory | Path"], title: str = "gradient L2 norm per layer group"
+) -> Figure:
     """One subplot per run (shared log y axis), one colour per layer group, from steps.csv when
     present else the per-epoch means in metrics.csv. Zero norms cannot sit on a log axis, so
     they are drawn on a dotted floor line a decade below the smallest positive norm, with
@@ -251,13 +264,13 @@ def plot_grad_norms(
             any_zero = True
             ax.axhline(floor, color="gray", linestyle=":")
         ax.set_yscale("log")
-        ax.set_title(f"{run.name} ({source})", fontsize=10)
+        ax.set_title(literal(f"{run.name} ({source})"), fontsize=10)
         ax.grid(alpha=0.3, which="both")
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     fig.supxlabel("epoch")
     fig.supylabel("grad L2 norm")
-    handles = [plt.Line2D([], [], color=colours[g], label=g) for g in groups]
+    handles = [plt.Line2D([], [], color=colours[g], label=literal(g)) for g in groups]
     if any_zero:
         handles.append(
             plt.Line2D(
@@ -265,8 +278,8 @@ def plot_grad_norms(
             )
         )
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    fig.suptitle(title)
-    return save_png(fig, path, DPI)
+    fig.suptitle(literal(title))
+    return fig
 
 
 def _per_class_height(n: int, per_bar: float) -> float:
@@ -301,7 +314,7 @@ def plot_per_class(
     ax.barh(y, values.to_numpy(), height=0.75, color=plt.get_cmap("RdYlGn")(values.clip(0, 1)))
     for yi, v in zip(y, values.to_numpy(), strict=True):
         ax.text(v + 0.005, yi, f"{v:.2f}", va="center", fontsize=7)
-    ax.set_yticks(y, labels=[str(c) for c in values.index], fontsize=8)
+    ax.set_yticks(y, labels=[literal(c) for c in values.index], fontsize=8)
     ax.set_ylim(n - 0.5, -0.5)  # best at the top
     ax.set_xlim(0, 1.08)
     mean = float(values.mean())
@@ -318,7 +331,7 @@ def plot_per_class(
             )
     ax.set_xlabel("lwlrap")
     ax.set_ylabel("class")
-    ax.set_title(title)
+    ax.set_title(literal(title))
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return BarChart(save_png(fig, path, DPI), n, tuple(str(c) for c in values.index))
@@ -358,12 +371,12 @@ def plot_per_class_split(curated: pd.Series, noisy: pd.Series, path: Path, title
         )
         if len(s):
             ax.axvline(float(s.mean()), color=colour, linestyle="--", linewidth=1)
-    ax.set_yticks(y, labels=[str(c) for c in classes], fontsize=8)
+    ax.set_yticks(y, labels=[literal(c) for c in classes], fontsize=8)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, 1.0)
     ax.set_xlabel("lwlrap")
     ax.set_ylabel("class")
-    ax.set_title(title)
+    ax.set_title(literal(title))
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return BarChart(save_png(fig, path, DPI), n, tuple(str(c) for c in classes))
@@ -374,22 +387,48 @@ def plot_clip_prediction(
     cfg: LogMelConfig,
     vocabulary: Sequence[str],
     scores: np.ndarray,
-    true_labels: Sequence[str],
+    true_labels: Sequence[str] | None,
     path: Path,
     frame_probs: np.ndarray | None = None,
     top_k: int = 5,
     *,
     title: str | None = None,
 ) -> Path:
+    """`clip_prediction_figure` of one clip, written to `path`; the title defaults to the file
+    name, followed by the true labels when there are any."""
+    if title is None:
+        title = Path(path).stem
+        if true_labels:
+            title += f"\ntrue labels: {', '.join(true_labels)}"
+    figure = clip_prediction_figure(
+        features, cfg, vocabulary, scores, true_labels, frame_probs, top_k, title=title
+    )
+    return save_png(figure, path, DPI)
+
+
+def clip_prediction_figure(
+    features: np.ndarray,
+    cfg: LogMelConfig,
+    vocabulary: Sequence[str],
+    scores: np.ndarray,
+    true_labels: Sequence[str] | None = None,
+    frame_probs: np.ndarray | None = None,
+    top_k: int = 5,
+    *,
+    title: str = "",
+) -> Figure:
     """One clip: its log-mel (n_mels, T) on top; with `frame_probs` (T', n_classes), T' frames
     spread evenly over the clip, a time-aligned heat-map of the top-k classes' frame
-    probabilities under it; then the top-k clip scores as bars, true labels in green, true
-    labels outside the top-k appended with their rank. Size: 1000 px wide, (3.5 + [1 + 0.25 k]
-    + 1 + 0.25 * bars) * 100 px high, the bracket only with frame_probs."""
+    probabilities under it; then the top-k clip scores as bars. Given `true_labels`, true
+    labels are green and those outside the top-k appended with their rank; without (None or
+    empty: a clip tagged with no ground truth) every bar has one colour and no legend. Size:
+    1000 px wide, (3.5 + [1 + 0.25 k] + 1 + 0.25 * bars) * 100 px high, the bracket only with
+    frame_probs."""
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or features.shape[0] != cfg.n_mels or features.shape[1] == 0:
         raise FatError(f"features must be (n_mels={cfg.n_mels}, frames), got {features.shape}")
     vocabulary = list(vocabulary)
+    true_labels = list(true_labels or [])
     n_classes = len(vocabulary)
     scores = np.asarray(scores, dtype=float).ravel()
     if len(scores) != n_classes:
@@ -424,8 +463,7 @@ def plot_clip_prediction(
     image = draw_logmel(spec_ax, features, cfg)
     if frame_probs is None:  # otherwise the heat-map below carries the shared time axis
         spec_ax.set_xlabel("time (s)")
-    truth_text = ", ".join(true_labels) if true_labels else "none"
-    spec_ax.set_title(title or f"{Path(path).stem}\ntrue labels: {truth_text}", fontsize=10)
+    spec_ax.set_title(literal(title), fontsize=10)
     fig.colorbar(image, cax=fig.add_subplot(grid[0, 1]), label="dB")
 
     def mark_truth(ax, classes: list[int]) -> None:
@@ -446,7 +484,9 @@ def plot_clip_prediction(
             extent=(0, seconds, k, 0),
             interpolation="nearest",
         )
-        heat_ax.set_yticks(np.arange(k) + 0.5, labels=[vocabulary[c] for c in top], fontsize=8)
+        heat_ax.set_yticks(
+            np.arange(k) + 0.5, labels=[literal(vocabulary[c]) for c in top], fontsize=8
+        )
         mark_truth(heat_ax, top)
         heat_ax.set_xlabel("time (s)")
         heat_ax.set_title(f"frame-level probability, top {k} classes", fontsize=9)
@@ -454,10 +494,13 @@ def plot_clip_prediction(
 
     bar_ax = fig.add_subplot(grid[-1, 0])
     y = np.arange(len(bars))
-    colours = ["tab:green" if c in truth else "tab:gray" for c in bars]
+    if truth:
+        colours = ["tab:green" if c in truth else "tab:gray" for c in bars]
+    else:  # grey would read as "not a label" when nothing is known about the labels
+        colours = ["tab:blue"] * len(bars)
     bar_ax.barh(y, scores[bars], color=colours, height=0.7)
     labels = [vocabulary[c] if c in top else f"{vocabulary[c]} (rank {rank[c]})" for c in bars]
-    bar_ax.set_yticks(y, labels=labels, fontsize=8)
+    bar_ax.set_yticks(y, labels=[literal(label) for label in labels], fontsize=8)
     mark_truth(bar_ax, bars)
     bar_ax.set_ylim(len(bars) - 0.5, -0.5)
     if missed:
@@ -469,20 +512,21 @@ def plot_clip_prediction(
         bar_ax.text(scores[c], yi, f" {scores[c]:.2f}", va="center", fontsize=7)
     bar_ax.set_xlabel("predicted probability" if probabilities else "score")
     bar_ax.set_title(f"top {k} predictions", fontsize=9, loc="left")
-    # Above the axes, beside the title: inside, it would hide a long bar.
-    bar_ax.legend(
-        handles=[
-            Patch(color="tab:green", label="true label"),
-            Patch(color="tab:gray", label="not a label"),
-        ],
-        loc="lower right",
-        bbox_to_anchor=(1.0, 1.0),
-        ncols=2,
-        fontsize=8,
-        frameon=False,
-        borderaxespad=0.2,
-    )
-    return save_png(fig, path, DPI)
+    if truth:
+        # Above the axes, beside the title: inside, it would hide a long bar.
+        bar_ax.legend(
+            handles=[
+                Patch(color="tab:green", label="true label"),
+                Patch(color="tab:gray", label="not a label"),
+            ],
+            loc="lower right",
+            bbox_to_anchor=(1.0, 1.0),
+            ncols=2,
+            fontsize=8,
+            frameon=False,
+            borderaxespad=0.2,
+        )
+    return fig
 
 
 def zoomed_ticks(values: Sequence[float], min_span: float = 0.01, nbins: int = 8) -> np.ndarray:
@@ -505,7 +549,7 @@ def zoomed_ticks(values: Sequence[float], min_span: float = 0.01, nbins: int = 8
 
 def _group_label(config: str, seeds: int, mean: float, std: float) -> str:
     spread = f"+- {std:.3f}" if seeds > 1 else "(1 seed)"
-    return f"{config}\n{mean:.3f} {spread}"
+    return f"{literal(config)}\n{mean:.3f} {spread}"
 
 
 def plot_group_comparison(summary: pd.DataFrame, groups: dict, metric: str, path: Path) -> Path:
@@ -523,7 +567,9 @@ def plot_group_comparison(summary: pd.DataFrame, groups: dict, metric: str, path
     for yi, values in zip(y, seeds, strict=True):
         ax.plot(values, [yi] * len(values), "o", color="#6baed6", markersize=5)
     ax.errorbar(mean, y, xerr=std, fmt="D", color="#08519c", markersize=7, capsize=5)
-    ax.axvline(mean[0], color="gray", linestyle=":", label=f"mean of {summary['config'].iloc[0]}")
+    ax.axvline(
+        mean[0], color="gray", linestyle=":", label=literal(f"mean of {summary['config'].iloc[0]}")
+    )
     labels = map(_group_label, summary["config"], summary["seeds"], mean, std)
     ax.set_yticks(y, list(labels), fontsize=8)
     ax.set_ylim(-0.6, n - 0.4)
@@ -531,9 +577,9 @@ def plot_group_comparison(summary: pd.DataFrame, groups: dict, metric: str, path
     ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
     ax.set_xlim(ticks[0], ticks[-1])
     start = f"; axis starts at {ticks[0]:g}, not 0" if ticks[0] > 0 else ""
-    name = _METRIC_LABELS.get(metric, metric)
+    name = literal(_METRIC_LABELS.get(metric, metric))
     ax.set_xlabel(f"final {name} (diamond: mean +- std; dots: seeds{start})")
-    ax.set_title(f"{metric} by configuration, same budget")
+    ax.set_title(literal(f"{metric} by configuration, same budget"))
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside lower center", fontsize=8)
     return save_png(fig, path, DPI)

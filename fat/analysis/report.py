@@ -33,7 +33,7 @@ from fat.analysis.pages import (
 from fat.analysis.plotting import file_slug
 from fat.core.errors import FatError
 from fat.core.files import atomic_write
-from fat.runs.directory import RunHistory, column_of, has_values, load_run
+from fat.runs.history import RunHistory, column_of, has_values, load_run
 
 
 def _unique_slugs(names: Sequence[str]) -> list[str]:

@@ -21,9 +21,21 @@ class FatGroup(click.Group):
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo(
-                "\ninterrupted; what was written is intact (runs: --resume continues)", err=True
+                f"\ninterrupted; {AFTER_INTERRUPT.get(ctx.invoked_subcommand, INTACT)}", err=True
             )
             sys.exit(130)
+
+
+INTACT = "what was written is intact"
+RERUN = f"{INTACT}: the same command, run again, continues"
+# What continues the work of a command stopped by Ctrl-C, by command.
+AFTER_INTERRUPT = {
+    "train": f"{INTACT}: `fat train --out RUN --resume` continues the run",
+    "featurize": RERUN,
+    "cv": RERUN,
+    "store": RERUN,  # copy and merge continue; the other store commands only read
+    "demo": RERUN,
+}
 
 
 @click.group(cls=FatGroup, context_settings={"help_option_names": ["-h", "--help"]})

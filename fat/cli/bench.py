@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from fat.cli.options import given_settings, settings_options, store_option
+from fat.cli.options import given_settings, settings_options, store_option, table_format_option
 from fat.train.input_settings import InputBenchConfig
 
 
@@ -16,10 +16,10 @@ def bench() -> None:
 
 @bench.command(name="input")
 @store_option("Feature store to read the crops from.", "store_path", required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the rates as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@table_format_option("table: a line per path; json: the rates and settings.", ("table", "json"))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @settings_options(InputBenchConfig)
-def input_command(store_path: Path, as_json: bool, quiet: bool, **kw) -> None:
+def input_command(store_path: Path, fmt: str, quiet: bool, **kw) -> None:
     """Crops/s the training input reaches on each path (RAM, disk cold and warm, GPU memory)
     against one numpy gather of the same crops. Run it before a long training run: a path far
     below the model's samples/s is where the run would wait."""
@@ -27,7 +27,7 @@ def input_command(store_path: Path, as_json: bool, quiet: bool, **kw) -> None:
 
     config = InputBenchConfig.from_dict(given_settings(InputBenchConfig, kw))
     rates = measure_input(store_path, config, progress=not quiet)
-    if as_json:
+    if fmt == "json":
         rows = [r.to_dict() for r in rates]
         click.echo(json.dumps({"settings": config.to_dict(), "rates": rows}, indent=1))
     else:

@@ -5,39 +5,54 @@ from pathlib import Path
 
 import click
 
-from fat.cli.options import given_settings, settings_options, store_option
-from fat.cli.train import RECIPE, recipe_settings
+from fat.cli.options import (
+    SectionedCommand,
+    given_settings,
+    sectioned_option,
+    settings_options,
+    store_option,
+)
+from fat.cli.train import PRINT_CONFIG, RECIPE, RUN_SETTINGS_FILE, echo_settings
 from fat.core.errors import FatError
 from fat.predict.settings import PredictConfig
-from fat.runs.settings import ExperimentConfig, RunOptions
+from fat.runs.directory import KINDS
+from fat.runs.settings import SECTIONS, ExperimentConfig, RunOptions
 
 DEFAULT_FOLDS = 5
 
 
-@click.command()
-@settings_options(RunOptions, ExperimentConfig)
-@click.option(
+@click.command(cls=SectionedCommand, sections=SECTIONS)
+@RECIPE
+@RUN_SETTINGS_FILE
+@PRINT_CONFIG
+@sectioned_option(
     "--oof-checkpoint",
-    type=click.Choice(["best", "last", "swa", "ema"]),
+    type=click.Choice(list(KINDS)),
     default="best",
     show_default=True,
     help="Checkpoint of each fold that predicts its held-out clips.",
+    section="Out-of-fold predictions",
 )
-@RECIPE
-def cv(oof_checkpoint, recipe, **kw) -> None:
+@settings_options(RunOptions, ExperimentConfig, exclude=("fold",))
+def cv(oof_checkpoint, recipe, config_file, print_config, **kw) -> None:
     """K-fold cross-validation (--folds, default 5): the first training split cut into
     stratified folds, the other splits in every fold's training; --out gets fold0..foldK-1
     (ordinary runs), oof.csv (every clip predicted by the fold that held it out) and its
     lwlrap overall, per fold (oof_summary.json) and per class (oof_per_class.csv). Run the
-    same command again to resume a CV that was stopped."""
+    same command again to resume a CV that was stopped (with more --epochs, every fold
+    continues to them)."""
+    from fat.runs.compose import compose_settings
     from fat.train.cv import cross_validate
 
     experiment_given = given_settings(ExperimentConfig, kw)
-    if "fold" in experiment_given:
-        raise FatError("--fold picks one fold of `fat train`; `fat cv` trains them all")
-    folds = experiment_given.pop("folds", DEFAULT_FOLDS)
-    experiment = ExperimentConfig.from_dict({**recipe_settings(recipe), **experiment_given})
-    options = RunOptions.from_dict(given_settings(RunOptions, kw))
+    experiment, options = compose_settings(
+        recipe, config_file, experiment_given, given_settings(RunOptions, kw)
+    )
+    folds = experiment.folds or DEFAULT_FOLDS
+    experiment = experiment.replace(folds=folds, fold=0)
+    if print_config:
+        echo_settings(experiment, options)
+        return
     predict = PredictConfig(checkpoint=oof_checkpoint, device=options.device)
     summary = cross_validate(experiment, options, folds, predict)
     click.echo(summary.line())

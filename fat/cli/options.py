@@ -50,12 +50,13 @@ def store_option(help: str, dest: str = "store", **kw: Any) -> Callable:
     )
 
 
-def table_format_option(help: str) -> Callable:
-    """`--format table|csv|json` (default table), as `fmt`."""
+def table_format_option(help: str, choices: tuple[str, ...] = ("table", "csv", "json")) -> Callable:
+    """`--format table|csv|json` (default table), as `fmt`: every command's way to ask for
+    machine-readable output."""
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["table", "csv", "json"]),
+        type=click.Choice(list(choices)),
         default="table",
         show_default=True,
         help=help,
@@ -73,7 +74,7 @@ def from_environment(names: list[str] | tuple[str, ...]) -> set[str]:
 
 def settings_file_option(what: str) -> Callable:
     """`--config FILE`: a JSON or TOML file of settings that flags given with it override."""
-    return click.option(
+    return sectioned_option(
         "--config",
         "config_file",
         type=click.Path(path_type=Path),
@@ -83,6 +84,44 @@ def settings_file_option(what: str) -> Callable:
 
 def flag_of(f: Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+START = "Start from"  # --help's first heading: recipes, settings files, resuming
+OTHER = "Other options"
+
+
+class SectionOption(click.Option):
+    """An option listed under a heading (`section`) in a `SectionedCommand`'s --help."""
+
+    def __init__(self, *args: Any, section: str | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.section = section
+
+
+class SectionedCommand(click.Command):
+    """--help lists options under headings (their `section`): START, then `sections` in
+    their order, then any other heading as it first appears; options without one last."""
+
+    def __init__(self, *args: Any, sections: tuple[str, ...] = (), **kw: Any):
+        super().__init__(*args, **kw)
+        self.sections = sections
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        groups: dict[str, list[tuple[str, str]]] = {h: [] for h in (START, *self.sections)}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                groups.setdefault(getattr(param, "section", None) or OTHER, []).append(record)
+        groups[OTHER] = groups.pop(OTHER, [])
+        for heading, records in groups.items():
+            if records:
+                with formatter.section(heading):
+                    formatter.write_dl(records)
+
+
+def sectioned_option(*decls: str, section: str = START, **kw: Any) -> Callable:
+    """A hand-written option under `section` of a `SectionedCommand`'s --help."""
+    return click.option(*decls, cls=SectionOption, section=section, **kw)
 
 
 def _base_type(hint: Any) -> Any:
@@ -116,23 +155,29 @@ def _option(f: Field, hint: Any) -> Callable:
     kind = _base_type(hint)
     origin = typing.get_origin(kind)
     choices = f.metadata.get("choices")
-    common: dict[str, Any] = {"default": None, "help": _help(f)}
+    common: dict[str, Any] = {
+        "default": None,
+        "help": _help(f),
+        "cls": SectionOption,
+        "section": f.metadata.get("section"),
+    }
+    flags = [flag_of(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
     if f.name in ENV_DEFAULTS:
         common |= {"envvar": ENV_DEFAULTS[f.name], "show_envvar": True}
     if kind is bool:
         if field_default(f) is True:  # on by default: the flag pair turns it off
             name = f.name.replace("_", "-")
             return click.option(f"--{name}/--no-{name}", f.name, **common)
-        return click.option(flag_of(f), f.name, is_flag=True, **common)
+        return click.option(*flags, f.name, is_flag=True, **common)
     if origin is dict and typing.get_args(kind)[1] is Any:  # free-form: repeatable KEY=VALUE
         common["default"] = ()
-        return click.option(flag_of(f), f.name, multiple=True, metavar="KEY=VALUE", **common)
+        return click.option(*flags, f.name, multiple=True, metavar="KEY=VALUE", **common)
     if origin is dict:
-        return click.option(flag_of(f), f.name, metavar="NAME=NUMBER,...", **common)
+        return click.option(*flags, f.name, metavar="NAME=NUMBER,...", **common)
     if origin is tuple:
-        return click.option(flag_of(f), f.name, metavar="A,B,...", **common)
+        return click.option(*flags, f.name, metavar="A,B,...", **common)
     click_type = click.Choice(choices) if choices else {int: int, float: float}.get(kind, str)
-    return click.option(flag_of(f), f.name, type=click_type, **common)
+    return click.option(*flags, f.name, type=click_type, **common)
 
 
 def settings_options(*classes: type[Settings], exclude: tuple[str, ...] = ()) -> Callable:

@@ -8,11 +8,13 @@ import click
 import numpy as np
 
 from fat.cli.options import given_settings, settings_options, store_option, table_format_option
+from fat.core.wording import plural
 from fat.predict.settings import PredictConfig
+from fat.runs.directory import CHECKPOINT_HELP
 
 RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
 STORE = store_option("Default: the run's store.")
-QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
 
 def predict_settings(kw: dict) -> PredictConfig:
@@ -25,6 +27,7 @@ def predict_settings(kw: dict) -> PredictConfig:
 @click.option("--split", default="test", show_default=True, help="Store split to predict.")
 @click.option(
     "--out",
+    "-o",
     type=click.Path(path_type=Path),
     default=None,
     help="Submission CSV (default RUN/submission_<split>.csv).",
@@ -40,36 +43,12 @@ def predict_settings(kw: dict) -> PredictConfig:
 def predict(run, store, split, out, frames, quiet, **kw) -> None:
     """Write Kaggle-format clip probabilities for every clip of a split. RUN may be a
     cross-validation directory (`fat cv`): its folds' probabilities are averaged."""
-    from fat.core.errors import FatError
-    from fat.core.submission import write_submission
-    from fat.predict.scoring import open_run_split, predict_frames, predict_split
-    from fat.runs.checkpoint import load_trained_model
-    from fat.runs.cv_directory import is_cv_directory
+    from fat.predict.outputs import predict_to_files
 
-    cfg = predict_settings(kw)
-    out = out or Path(run) / f"submission_{split}.csv"
-    if is_cv_directory(run):
-        from fat.predict.ensemble import Source, predict_ensemble
-
-        if frames is not None:
-            raise FatError("--frames: predict one fold's run for frame-level outputs")
-        source = Source.parse(str(run), cfg.checkpoint)
-        result = predict_ensemble([source], split, store, "mean", None, cfg, progress=not quiet)
-        write_submission(out, result.clip_ids, result.vocabulary, result.probs)
-        click.echo(f"wrote {out}: {len(result.clip_ids)} clips, mean of {len(source.runs)} folds")
-        return
-    trained = load_trained_model(run, cfg.checkpoint)
-    with open_run_split(trained, store, split) as data:
-        probs = predict_split(trained, data, cfg, progress=not quiet)
-        write_submission(out, data.clip_ids, trained.vocabulary, probs)
-        click.echo(f"wrote {out}: {len(data)} clips x {len(trained.vocabulary)} classes")
-        if frames is not None:
-            per_clip = predict_frames(trained, data, cfg, progress=not quiet)
-            if per_clip is None:
-                raise FatError(f"arch {trained.experiment.arch!r} has no frame-level outputs")
-            named = {c: f.astype(np.float32) for c, f in zip(data.clip_ids, per_clip, strict=True)}
-            np.savez_compressed(frames, **named)
-            click.echo(f"wrote {frames}: frame probabilities (T', classes) per clip")
+    for written in predict_to_files(
+        run, split, predict_settings(kw), store, out, frames, not quiet
+    ):
+        click.echo(written.line())
 
 
 @click.command()
@@ -79,10 +58,12 @@ def predict(run, store, split, out, frames, quiet, **kw) -> None:
     "--split",
     default="val",
     show_default=True,
-    help="A store split with labels, or 'val': the run's own hold-out per split.",
+    help="A store split with labels, or 'val': the run's own hold-out per split (for a "
+    "cross-validation directory, its out-of-fold predictions).",
 )
 @click.option(
     "--out",
+    "-o",
     type=click.Path(path_type=Path),
     default=None,
     help="Folder for summary.json and per_class.csv (default RUN/eval/<split>).",
@@ -91,12 +72,13 @@ def predict(run, store, split, out, frames, quiet, **kw) -> None:
 @QUIET
 @settings_options(PredictConfig)
 def evaluate(run, store, split, out, worst, quiet, **kw) -> None:
-    """lwlrap overall and per class, the worst classes and what they are confused with."""
-    from fat.predict.scoring import evaluate_run
+    """lwlrap overall and per class, the worst classes and what they are confused with. RUN
+    may be a cross-validation directory: its folds' mean, or its out-of-fold predictions."""
+    from fat.predict.outputs import evaluate_run
 
     result, out = evaluate_run(run, split, predict_settings(kw), store, out, progress=not quiet)
     click.echo(
-        f"lwlrap {result.lwlrap:.4f} on {len(result.truth)} clips ({split}); "
+        f"lwlrap {result.lwlrap:.4f} on {plural(len(result.truth), 'clip')} ({split}); "
         f"random scores would get {result.chance_lwlrap:.4f}"
     )
     if len(result.parts) > 1:
@@ -129,14 +111,12 @@ def embed(run, audio, store, split, out, quiet, **kw) -> None:
     of the AUDIO files and folders given (featurized as `fat tag` does), for downstream use:
     averaged over the same sliding windows `fat predict` scores."""
     from fat.core.errors import FatError
-    from fat.core.files import atomic_write
-    from fat.core.ids import write_clip_list
+    from fat.predict.outputs import write_embeddings
     from fat.predict.scoring import embed_split, open_run_split
     from fat.predict.tagging import embed_files
     from fat.runs.checkpoint import load_trained_model
 
     cfg = predict_settings(kw)
-    ids_file = out.with_suffix(".ids.txt")
     if audio:
         if store is not None:
             raise FatError("give AUDIO files or --store, not both")
@@ -149,11 +129,7 @@ def embed(run, audio, store, split, out, quiet, **kw) -> None:
         with open_run_split(trained, store, split) as data:
             vectors = embed_split(trained, data, cfg, progress=not quiet)
             ids, what = data.clip_ids, "clip ids"
-    vectors = vectors.astype(np.float32)
-    with atomic_write(out, "wb") as f:
-        np.save(f, vectors)
-    write_clip_list(ids_file, ids, f"{what} of the rows of {out.name}")
-    click.echo(f"wrote {out}: {vectors.shape[0]} clips x {vectors.shape[1]}; {what} in {ids_file}")
+    click.echo(write_embeddings(out, vectors, ids, what).line())
 
 
 @click.command()
@@ -186,22 +162,36 @@ def tag(run, audio, top_k, threshold, fmt, frames, quiet, **kw) -> None:
     for path, reason in result.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     tops = result.top(top_k, threshold)
-    if fmt == "json":
+    if fmt == "table":
+        click.echo(tag_table(result.files, tops, threshold))
+    elif fmt == "json":
         rows = [
             {"file": str(f), "labels": [{"label": n, "score": round(v, 6)} for n, v in t]}
             for f, t in zip(result.files, tops, strict=True)
         ]
         click.echo(json.dumps(rows, indent=1))
-    elif fmt == "csv":
+    else:
         click.echo("file," + ",".join(result.vocabulary))
         for f, row in zip(result.files, result.probs, strict=True):
             click.echo(f"{f}," + ",".join(f"{v:.6f}" for v in row))
-    else:
-        for f, t in zip(result.files, tops, strict=True):
-            shown = ", ".join(f"{n} {v:.3f}" for n, v in t) or f"(nothing >= {threshold})"
-            click.echo(f"{f}: {shown}")
     if frames is not None and result.files:
         _draw_tag_figures(result, run, frames, cfg)
+
+
+def tag_table(files: list[Path], tops: list[list[tuple[str, float]]], threshold: float) -> str:
+    """Aligned columns file, rank, label, score: a row per label shown, the file named on its
+    first row only."""
+    rows = [("file", "rank", "label", "score")]
+    for f, top in zip(files, tops, strict=True):
+        shown = [(str(k + 1), n, f"{v:.3f}") for k, (n, v) in enumerate(top)]
+        for k, (rank, name, score) in enumerate(shown or [("-", f"(nothing >= {threshold})", "")]):
+            rows.append((str(f) if k == 0 else "", rank, name, score))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    lines = [
+        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
+        for r in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _draw_tag_figures(result, run, folder: Path, cfg) -> None:
@@ -217,7 +207,7 @@ def _draw_tag_figures(result, run, folder: Path, cfg) -> None:
             result.features[k], feature_config, result.vocabulary, result.probs[k], [], out,
             frame_probs=per_file[k], title=str(path),
         )  # fmt: skip
-    click.echo(f"wrote {len(result.files)} figures into {folder}")
+    click.echo(f"wrote {plural(len(result.files), 'figure')} into {folder}")
 
 
 @click.command("export")
@@ -230,13 +220,8 @@ def _draw_tag_figures(result, run, folder: Path, cfg) -> None:
     show_default=True,
     help="TorchScript (torch.jit.load) or ONNX (onnxruntime and others).",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The model file.")
-@click.option(
-    "--checkpoint",
-    default="best",
-    show_default=True,
-    help="Which checkpoint of the run: best, last, swa, ema or snapshot-<epoch>.",
-)
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="The model file.")
+@click.option("--checkpoint", default="best", show_default=True, help=CHECKPOINT_HELP)
 @click.option(
     "--waveform",
     is_flag=True,
@@ -265,7 +250,7 @@ def export_model(run, fmt, out, checkpoint, waveform) -> None:
     show_default=True,
     help="Keep noisy clips whose own labels rank at least this well.",
 )
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Clip list file.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Clip list file.")
 @QUIET
 @settings_options(PredictConfig)
 def select_noisy(run, store, min_lwlrap, out, quiet, **kw) -> None:

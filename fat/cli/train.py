@@ -1,30 +1,35 @@
 """`fat train`: a thin layer over `fat.train.loop.train`; its options are the fields of
-`ExperimentConfig` and `RunOptions`."""
+`ExperimentConfig` and `RunOptions`, composed with a recipe and a settings file by
+`fat.runs.compose`."""
 
 import json
 
 import click
 
-from fat.cli.options import from_environment, given_settings, settings_file_option, settings_options
+from fat.cli.options import (
+    SectionedCommand,
+    from_environment,
+    given_settings,
+    sectioned_option,
+    settings_file_option,
+    settings_options,
+)
 from fat.core.errors import FatError
-from fat.core.settings import read_settings_file
-from fat.runs.settings import ExperimentConfig, RunOptions, resumable_settings, run_settings
+from fat.runs.settings import SECTIONS, ExperimentConfig, RunOptions, resumable_settings
 
-RECIPE = click.option(
+RECIPE = sectioned_option(
     "--recipe",
     default=None,
     help="Start from a named recipe's settings (fat train --list-recipes); flags override it.",
 )
-LIST_RECIPES = click.option("--list-recipes", is_flag=True, help="List the recipes.")
-
-
-def recipe_settings(name: str | None) -> dict:
-    """The experiment settings a recipe names ({} for none)."""
-    if name is None:
-        return {}
-    from fat.runs.recipes import load_recipe
-
-    return load_recipe(name).experiment
+LIST_RECIPES = sectioned_option("--list-recipes", is_flag=True, help="List the recipes.")
+RUN_SETTINGS_FILE = settings_file_option(
+    'settings, {"experiment": {...}, "options": {...}} as --print-config writes it and every '
+    "run's config.json holds"
+)
+PRINT_CONFIG = sectioned_option(
+    "--print-config", is_flag=True, help="Print the settings as JSON instead of training."
+)
 
 
 def echo_recipes() -> None:
@@ -38,25 +43,26 @@ def echo_recipes() -> None:
         click.echo(f"{r.name}: {r.description}\n  {settings or '(the defaults)'}")
 
 
-@click.command()
-@settings_options(RunOptions, ExperimentConfig)
-@settings_file_option(
-    'settings, {"experiment": {...}, "options": {...}} as --print-config writes it and every '
-    "run's config.json holds"
-)
-@click.option(
-    "--print-config", is_flag=True, help="Print the settings as JSON instead of training."
-)
-@click.option(
+def echo_settings(experiment: ExperimentConfig, options: RunOptions) -> None:
+    click.echo(
+        json.dumps({"experiment": experiment.to_dict(), "options": options.to_dict()}, indent=1)
+    )
+
+
+@click.command(cls=SectionedCommand, sections=SECTIONS)
+@RECIPE
+@RUN_SETTINGS_FILE
+@sectioned_option(
     "--resume",
     is_flag=True,
     help="Continue the run in --out from its last epoch with its saved settings. Options "
     "may change (a moved --store, another --device); of the experiment only "
     f"{', '.join('--' + s.replace('_', '-') for s in resumable_settings())}.",
 )
-@click.option("--list-models", is_flag=True, help="List the models and their settings.")
-@RECIPE
+@PRINT_CONFIG
 @LIST_RECIPES
+@sectioned_option("--list-models", is_flag=True, help="List the models and their settings.")
+@settings_options(RunOptions, ExperimentConfig)
 def train(config_file, print_config, resume, list_models, recipe, list_recipes, **kw) -> None:
     """Train a tagger on crops streamed from the store."""
     experiment_given = given_settings(ExperimentConfig, kw)
@@ -74,7 +80,7 @@ def train(config_file, print_config, resume, list_models, recipe, list_recipes, 
             click.echo(f"{name}: {entry.description}\n  settings: {settings}")
         return
     if resume:
-        from fat.train.loop import resume_settings
+        from fat.runs.compose import resume_settings
 
         if config_file is not None or recipe is not None:
             raise FatError("--resume uses the run's saved settings; drop --config and --recipe")
@@ -85,17 +91,11 @@ def train(config_file, print_config, resume, list_models, recipe, list_recipes, 
             del options_given[name]
         experiment, options = resume_settings(options_given["out"], experiment_given, options_given)
     else:
-        saved_experiment, saved_options = ({}, {})
-        if config_file is not None:
-            saved_experiment, saved_options = run_settings(
-                read_settings_file(config_file), str(config_file)
-            )
-        named = recipe_settings(recipe)
-        experiment = ExperimentConfig.from_dict({**named, **saved_experiment, **experiment_given})
-        options = RunOptions.from_dict({**saved_options, **options_given})
+        from fat.runs.compose import compose_settings
+
+        experiment, options = compose_settings(recipe, config_file, experiment_given, options_given)
     if print_config:
-        settings = {"experiment": experiment.to_dict(), "options": options.to_dict()}
-        click.echo(json.dumps(settings, indent=1))
+        echo_settings(experiment, options)
         return
     from fat.train.loop import train as run_training
 

@@ -100,6 +100,8 @@ def read_labels_csv(
     path: Path, vocabulary: tuple[str, ...], strict: bool = False, labelled: bool = True
 ) -> LabelTable:
     """Parse a `fname,labels` CSV (or, with `labelled=False`, any CSV whose first column is fname).
+    Columns after those two are ignored: the post-competition CSVs of FSDKaggle2019 (e.g.
+    test_post_competition.csv, the test split's labels) add usage, freesound_id and license.
 
     Rejected rows: malformed (wrong field count), invalid or duplicated fname, empty label
     field, label outside the vocabulary. With `strict`, the first one raises FatError.
@@ -123,7 +125,8 @@ def read_labels_csv(
         header = next(reader, None)
     except (csv.Error, UnicodeDecodeError) as e:
         raise FatError(f"{path}:1: not a readable CSV ({e})") from None
-    if not header or header[0].strip() != "fname" or (labelled and len(header) != 2):
+    named = [cell.strip() for cell in header or []]
+    if not named or named[0] != "fname" or (labelled and named[1:2] != ["labels"]):
         expected = "fname,labels" if labelled else "fname,..."
         raise FatError(f"{path}:1: header must be '{expected}', got {','.join(header or [])!r}")
     width = len(header)

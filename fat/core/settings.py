@@ -28,16 +28,21 @@ def setting(
     flag: str | None = None,
     resumable: bool = False,
     derived: str | None = None,
+    section: str | None = None,
+    short: str | None = None,
 ) -> Any:
     """A dataclass field with its help text. `choices`: the allowed values; `flag`: the CLI
     flag when not `--field-name`; `resumable`: may change when a run is resumed; `derived`:
-    for a default of None, what the value follows (shown in --help)."""
+    for a default of None, what the value follows (shown in --help); `section`: the heading
+    it is listed under in --help; `short`: a one-letter flag besides the long one."""
     metadata = {
         "help": help,
         "choices": choices,
         "flag": flag,
         "resumable": resumable,
         "derived": derived,
+        "section": section,
+        "short": short,
     }
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)

@@ -17,7 +17,8 @@ from fat.demo.data import write_demo_dataset
 from fat.demo.settings import DemoConfig
 from fat.featurize.run import featurize_split
 from fat.featurize.settings import FeaturizeOptions
-from fat.predict.scoring import evaluate_run, open_run_split, predict_split
+from fat.predict.outputs import evaluate_run
+from fat.predict.scoring import open_run_split, predict_split
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import load_trained_model
 from fat.runs.directory import RunDirectory

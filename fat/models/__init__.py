@@ -10,7 +10,13 @@ from fat.models.networks import (
     TaggingModel,
     TrainingOutputs,
 )
-from fat.models.registry import create_model, list_models, model_settings, register_model
+from fat.models.registry import (
+    create_model,
+    list_models,
+    model_settings,
+    register_model,
+    unknown_settings,
+)
 
 register_model("cnn", BaselineCNN, "the FAT2019 baseline CNN: 4 double-conv blocks, MLP head")
 register_model(
@@ -52,4 +58,5 @@ __all__ = [
     "list_models",
     "model_settings",
     "register_model",
+    "unknown_settings",
 ]

@@ -51,15 +51,25 @@ def model_settings(name: str) -> dict[str, Any]:
     return model_entry(name).settings()
 
 
+def unknown_settings(name: str, kw: dict[str, Any]) -> str | None:
+    """Why `kw` are not settings of the network registered as `name`, or None when they are."""
+    if name not in _REGISTRY:
+        return f"unknown arch {name!r}; choose from {', '.join(list_models())}"
+    known = _REGISTRY[name].settings()
+    unknown = sorted(set(kw) - set(known))
+    if not unknown:
+        return None
+    have = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+    return f"arch {name!r} has no setting {', '.join(unknown)} (its settings: {have})"
+
+
 def create_model(name: str, n_mels: int, n_classes: int, width: float = 1.0, **kw: Any):
     """The network registered as `name`; a setting it does not take is a FatError naming those
     it does."""
+    reason = unknown_settings(name, kw)
+    if reason:
+        raise FatError(reason)
     entry = model_entry(name)
-    known = entry.settings()
-    unknown = sorted(set(kw) - set(known))
-    if unknown:
-        have = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
-        raise FatError(f"arch {name!r} has no setting {', '.join(unknown)} (its settings: {have})")
     try:
         return entry.network(
             n_mels=n_mels, n_classes=n_classes, width=width, **{**entry.preset, **kw}

@@ -19,9 +19,9 @@ from fat.core.metrics import lwlrap
 from fat.core.submission import read_submission
 from fat.predict.scoring import open_run_split, predict_split
 from fat.predict.settings import PredictConfig
-from fat.runs.checkpoint import KINDS, SNAPSHOT, load_trained_model
+from fat.runs.checkpoint import load_trained_model
 from fat.runs.cv_directory import CVDirectory, is_cv_directory
-from fat.runs.directory import RunDirectory
+from fat.runs.directory import KINDS, SNAPSHOT, RunDirectory
 from fat.store import open_store
 
 HOWS = ("mean", "gmean", "rank")
@@ -46,10 +46,8 @@ class Source:
             path, kind = head, tail
         if is_cv_directory(path):
             runs, cv = [r.path for r in CVDirectory(path).folds()], Path(path)
-        elif (Path(path) / "config.json").is_file():
-            runs, cv = [Path(path)], None
         else:
-            raise FatError(f"{path}: neither a run nor a cross-validation directory")
+            runs, cv = [RunDirectory.existing(path).path], None
         if kind != "snapshots":
             return cls(text, tuple((run, kind) for run in runs), cv)
         members = tuple((run, k) for run in runs for k in RunDirectory(run).snapshots())
@@ -164,9 +162,9 @@ def oof_of(source: Source) -> tuple[list[str], tuple[str, ...], np.ndarray]:
 
 def _oof_truth(source: Source, clip_ids: list[str]) -> np.ndarray:
     """The labels of a CV's out-of-fold clips, from the store and split it cross-validated."""
-    settings = CVDirectory(source.cv).read_settings()
-    store, split_name = settings["options"]["store"], settings["experiment"]["train_splits"][0]
-    with open_store(store, "r") as opened:
+    cv = CVDirectory(source.cv)
+    split_name = cv.read_settings()["experiment"]["train_splits"][0]
+    with open_store(cv.store(), "r") as opened:
         split = opened.split(split_name)
         return split.labels[[split.index_of(c) for c in clip_ids]].astype(np.float64)
 

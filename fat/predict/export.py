@@ -97,10 +97,16 @@ class ExportSummary:
     input_shape: tuple[int, int, int]
 
 
+def manifest_of(model_file: Path) -> Path:
+    """The manifest beside an exported model: its own name + .json (tagger.onnx.json), so two
+    exports that differ only in suffix keep a manifest each."""
+    return model_file.with_name(model_file.name + ".json")
+
+
 def export_run(
     run: Path | str, fmt: str, out: Path, checkpoint: str = "best", waveform: bool = False
 ) -> ExportSummary:
-    """Write the run's `checkpoint` to `out` as `fmt`, and `out` with suffix .json beside it.
+    """Write the run's `checkpoint` to `out` as `fmt`, and its manifest `manifest_of(out)`.
     `waveform` (TorchScript): the model takes a whole clip's waveform (`WaveformTagger`)."""
     if fmt not in FORMATS:
         raise FatError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -138,7 +144,7 @@ def export_run(
                 dynamic_axes={"log_mel": {0: "batch"}, "probs": {0: "batch"}},
             )  # fmt: skip
             partial.replace(out)
-    manifest = out.with_suffix(".json")
+    manifest = manifest_of(out)
     n_classes, rate = len(trained.vocabulary), trained.feature_config.sample_rate
     if waveform:
         io = {

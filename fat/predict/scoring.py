@@ -10,15 +10,14 @@ from tqdm import tqdm
 
 from fat.core.device import torch_device
 from fat.core.errors import FatError
-from fat.core.evaluation import Evaluation, evaluate_scores
 from fat.core.holdout import holdout_mask
 from fat.core.ids import write_clip_list
 from fat.core.metrics import per_sample_lwlrap
 from fat.core.progress import progress_bar
-from fat.predict.inference import ModelInput, embed_clips, frame_scores, score_clips
+from fat.models.input import ModelInput
+from fat.predict.inference import embed_clips, frame_scores, score_clips
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
-from fat.runs.directory import RunDirectory
 from fat.store import Split, open_store
 
 VAL = "val"  # `fat evaluate --split val`: the run's own hold-out of each training split
@@ -30,7 +29,7 @@ def open_run_split(
 ) -> Iterator[Split]:
     """The store split (default store: the run's), refused if its features or vocabulary are
     not what the run learned on; the store is closed on exit."""
-    store_path = store_path or trained.store
+    store_path = store_path or trained.store()
     with open_store(store_path, "r") as store:
         if split_name not in store:
             have = ", ".join(store.splits()) or "none"
@@ -152,34 +151,6 @@ def validation_clips(trained: TrainedModel, split: Split) -> np.ndarray:
         trained.experiment.fold,
     )
     return np.flatnonzero(held)
-
-
-def evaluate_run(
-    run_dir: Path | str,
-    split: str = VAL,
-    cfg: PredictConfig | None = None,
-    store: Path | str | None = None,
-    out: Path | None = None,
-    progress: bool = False,
-) -> tuple[Evaluation, Path]:
-    """lwlrap of a run on a labelled store split, or on its own hold-out (`split="val"`,
-    curated and noisy apart); written to `out` (default RUN/eval/<split>). Returns the
-    evaluation and where it went."""
-    cfg = cfg or PredictConfig()
-    trained = load_trained_model(run_dir, cfg.checkpoint)
-    names = list(trained.experiment.train_splits) if split == VAL else [split]
-    parts = {}
-    for name in names:
-        with open_run_split(trained, store, name) as data:
-            clips = validation_clips(trained, data) if split == VAL else np.arange(len(data))
-            probs = predict_split(trained, data, cfg, clips, progress)
-            parts[name] = (data.labels[clips].astype(np.float64), probs)
-    evaluation = evaluate_scores(parts, trained.vocabulary)
-    run = RunDirectory(run_dir)
-    out = Path(out) if out is not None else run.eval_dir(split)
-    facts = {"run": str(run_dir), "checkpoint": cfg.checkpoint, "split": split, "tta": cfg.tta}
-    run.write_evaluation(out, evaluation, facts)
-    return evaluation, out
 
 
 def select_agreeing_clips(

@@ -3,16 +3,16 @@
 from dataclasses import dataclass
 
 from fat.core.device import DEVICE_HELP, check_device_name
+from fat.core.errors import FatError
 from fat.core.settings import Settings, setting
+from fat.runs.directory import CHECKPOINT_HELP, checkpoint_kind
 
 
 @dataclass(frozen=True)
 class PredictConfig(Settings):
     KIND = "prediction settings"
 
-    checkpoint: str = setting(
-        "best", "Which checkpoint of the run.", choices=("best", "last", "swa", "ema")
-    )
+    checkpoint: str = setting("best", CHECKPOINT_HELP)
     tta: str = setting(
         "mean", "How a clip's sliding windows are combined.", choices=("mean", "max")
     )
@@ -26,6 +26,10 @@ class PredictConfig(Settings):
             problems.append(f"overlap must be in [0, 1), got {self.overlap}")
         if self.batch_size < 1:
             problems.append("batch_size must be >= 1")
+        try:
+            checkpoint_kind(self.checkpoint)
+        except FatError as e:
+            problems.append(str(e))
         reason = check_device_name(self.device)
         if reason:
             problems.append(reason)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from fat.core.errors import FatError
@@ -17,13 +16,11 @@ from fat.core.features import LogMelConfig
 from fat.core.files import atomic_write
 from fat.models import TaggingModel, create_model
 from fat.models.pretrained import load_tensors
-from fat.runs.directory import INPUTS, RunDirectory
+from fat.runs.directory import SNAPSHOT, RunDirectory
 from fat.runs.settings import ExperimentConfig
 from fat.store.normalize import Normalizer
 
 FORMAT = 2  # 2: "experiment" apart from the run options (1 held both as "config")
-KINDS = ("best", "last", "swa", "ema")
-SNAPSHOT = "snapshot-"  # + epoch: the end of a cosine-restarts cycle
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -53,10 +50,7 @@ def run_identity(
         "experiment": experiment.to_dict(),
         "feature_config": feature_config.to_dict(),
         "vocabulary": list(vocabulary),
-        "normalizer": {
-            "mean": torch.from_numpy(normalizer.mean),
-            "std": torch.from_numpy(normalizer.std),
-        },
+        "normalizer": normalizer.to_dict(),
     }
 
 
@@ -71,8 +65,12 @@ class TrainedModel:
     normalizer: Normalizer
     epoch: int
     kind: str
-    store: str  # the store the run trained from, as its options name it
+    run: RunDirectory
     validation_ids: dict[str, list[str]] | None = None  # per split, the clips held out
+
+    def store(self) -> str:
+        """The store the run trained from, wherever it is now (`RunDirectory.store`)."""
+        return self.run.store()
 
 
 def build_model(experiment: ExperimentConfig, n_mels: int, n_classes: int) -> TaggingModel:
@@ -87,19 +85,12 @@ def build_model(experiment: ExperimentConfig, n_mels: int, n_classes: int) -> Ta
 
 
 def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
-    """A run's `kind` (best, last, swa or ema) checkpoint as a model in eval mode on the CPU."""
-    if kind not in KINDS and not (kind.startswith(SNAPSHOT) and kind[len(SNAPSHOT) :].isdigit()):
-        raise FatError(
-            f"checkpoint must be one of {', '.join(KINDS)} or {SNAPSHOT}<epoch>, got {kind!r}"
-        )
-    run = RunDirectory(run_dir)
+    """A run's `kind` checkpoint (best, last, swa, ema, snapshot-<epoch>) as a model in eval
+    mode on the CPU."""
+    run = RunDirectory.existing(run_dir)
     path = run.checkpoint(kind)
-    if not path.exists() and kind == "swa":
-        raise FatError(f"{path}: run has no SWA checkpoint (train with --swa-start)")
-    if not path.exists() and kind.startswith(SNAPSHOT):
-        raise FatError(f"{path}: no such snapshot (`fat train --schedule cosine-restarts`)")
-    if not path.exists() and kind == "ema":
-        raise FatError(f"{path}: run has no EMA checkpoint (train with --ema DECAY)")
+    if not path.exists():
+        raise FatError(f"{path}: {MISSING.get(kind.rstrip('0123456789'), 'no such checkpoint')}")
     state = load_checkpoint(path)
     experiment = ExperimentConfig.from_dict(state["experiment"])
     feature_config = LogMelConfig.from_dict(state["feature_config"])
@@ -107,20 +98,25 @@ def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
     model = build_model(experiment, feature_config.n_mels, len(vocabulary))
     model.load_state_dict(state["model"])
     model.eval()
-    norm = state["normalizer"]
-    normalizer = Normalizer(
-        np.asarray(norm["mean"].numpy(), np.float32), np.asarray(norm["std"].numpy(), np.float32)
-    )
-    _, options = run.read_settings()
-    splits = run.read_inputs().get("splits") if (run.path / INPUTS).exists() else None
+    splits = run.saved_inputs().get("splits")
     return TrainedModel(
         model,
         experiment,
         feature_config,
         vocabulary,
-        normalizer,
+        Normalizer.from_dict(state["normalizer"]),
         int(state["epoch"]),
         kind,
-        str(options.get("store", "")),
+        run,
         {name: list(s["val"]) for name, s in splits.items()} if splits else None,
     )
+
+
+# Why a checkpoint a run may lack is missing, by kind.
+MISSING = {
+    "best": "no checkpoint yet (the run has not finished an epoch)",
+    "last": "no checkpoint yet (the run has not finished an epoch)",
+    "swa": "run has no SWA checkpoint (train with --swa-start)",
+    "ema": "run has no EMA checkpoint (train with --ema DECAY)",
+    SNAPSHOT: "no such snapshot (`fat train --schedule cosine-restarts`)",
+}

@@ -1,7 +1,8 @@
 """A cross-validation directory on disk: its settings, one run directory per fold, and the
 out-of-fold predictions with their scores.
 
-    CV_DIR/cv.json              the experiment (without fold), the options, the number of folds
+    CV_DIR/cv.json              the experiment (without fold), the options, the number of folds,
+                                the store relative to CV_DIR
     CV_DIR/fold0 .. foldK-1/    ordinary run directories (`fat.runs.directory`)
     CV_DIR/foldI/oof.csv        fold I's probabilities for the clips it held out
     CV_DIR/oof.csv              every clip of the folded split, from the fold that held it out
@@ -15,7 +16,7 @@ from typing import Any
 
 from fat.core.errors import FatError
 from fat.core.files import atomic_write
-from fat.runs.directory import RunDirectory, read_json, write_json
+from fat.runs.directory import EVAL, RunDirectory, locate_store, read_json, relative_to, write_json
 
 CV_SETTINGS = "cv.json"
 OOF = "oof.csv"
@@ -42,11 +43,25 @@ class CVDirectory:
         return self.path / OOF
 
     def write_settings(self, settings: dict[str, Any]) -> None:
+        """cv.json: {"folds", "experiment", "options"}, and the store relative to here."""
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.path / CV_SETTINGS, settings)
+        store = settings["options"].get("store", "")
+        write_json(
+            self.path / CV_SETTINGS,
+            {**settings, "store_from_cv": relative_to(store, self.path)},
+        )
 
     def read_settings(self) -> dict[str, Any]:
         return read_json(self.path / CV_SETTINGS, "not a cross-validation directory?")
+
+    def store(self) -> str:
+        """The store the cross-validation trained from, found from any working directory."""
+        settings = self.read_settings()
+        saved = str(settings.get("options", {}).get("store", ""))
+        return locate_store(saved, self.path, settings.get("store_from_cv"), f"cv {self.path}")
+
+    def eval_dir(self, split: str) -> Path:
+        return self.path / EVAL / split
 
     def folds(self) -> list[RunDirectory]:
         """The fold runs, in order; FatError for a CV directory with a fold never started."""
@@ -70,3 +85,11 @@ class CVDirectory:
 
     def read_summary(self) -> dict[str, Any]:
         return read_json(self.path / OOF_SUMMARY, "written when every fold has trained")
+
+
+def run_paths(path: Path | str) -> list[Path]:
+    """The run directories `path` stands for: a cross-validation directory's trained folds,
+    or `path` itself."""
+    if not is_cv_directory(path):
+        return [Path(path)]
+    return [run.path for run in CVDirectory(path).folds()]

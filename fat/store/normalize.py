@@ -2,6 +2,7 @@
 on the model's device to the raw crops the store gives."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,15 @@ class Normalizer:
         var = (n[:, None] * second).sum(0) / n.sum() - mean**2
         std = np.maximum(np.sqrt(np.maximum(var, 0)), STD_FLOOR)
         return cls(mean.astype(np.float32), std.astype(np.float32))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """As runs save it (inputs.json and checkpoints): plain lists, loadable without code."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> "Normalizer":
+        """From `to_dict`'s form (lists), or the tensors older checkpoints hold."""
+        return cls(np.asarray(saved["mean"], np.float32), np.asarray(saved["std"], np.float32))
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """(..., n_mels) raw frames -> normalised float32 (the reference of what models get;

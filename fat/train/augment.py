@@ -50,7 +50,6 @@ def resized_crop(x: torch.Tensor, min_scale: float, gen: torch.Generator) -> tor
     return out[:, 0].to(x.dtype)
 
 
-MIXERS = ("mixup", "concat", "specmix")
 Mixed = tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]
 
 
@@ -98,4 +97,5 @@ def specmix(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator
     return mixed, share * y + (1 - share) * y[perm], perm, share
 
 
+# By the `mixer` setting's names (runs.settings.MIXERS; a test keeps the two equal).
 MIXER_FUNCTIONS = {"mixup": mixup, "concat": concat, "specmix": specmix}

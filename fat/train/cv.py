@@ -16,7 +16,8 @@ from fat.core.evaluation import evaluate_scores
 from fat.core.submission import read_submission, write_submission
 from fat.predict.scoring import open_run_split, predict_split, validation_clips
 from fat.predict.settings import PredictConfig
-from fat.runs.checkpoint import load_trained_model
+from fat.runs.checkpoint import load_checkpoint, load_trained_model
+from fat.runs.compose import continued_experiment, saved_options
 from fat.runs.cv_directory import CVDirectory, is_cv_directory
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import open_store
@@ -39,30 +40,42 @@ class CVSummary:
         )
 
 
-def cv_settings(experiment: ExperimentConfig, options: RunOptions, folds: int) -> dict:
+def cv_settings(
+    experiment: ExperimentConfig, options: RunOptions, folds: int, predict: PredictConfig
+) -> dict:
     return {
         "folds": folds,
         "experiment": experiment.replace(folds=folds, fold=0).to_dict(),
         "options": options.to_dict(),
+        "oof_checkpoint": predict.checkpoint,
     }
 
 
 def _start_or_continue(cv: CVDirectory, settings: dict) -> None:
-    """Write the CV's settings, or check a CV directory's saved ones match (options may
-    change: a moved store, another device)."""
+    """Write the CV's settings; for a CV directory that holds some already, only what a
+    resumed run may change (`check_resumable_as`: more epochs) may differ, and options may
+    (a moved store, another device)."""
     if is_cv_directory(cv.path):
         saved = cv.read_settings()
-        mine, theirs = settings["experiment"], saved.get("experiment", {})
-        differ = sorted(k for k in mine if mine[k] != theirs.get(k))  # folds: in the experiment
-        if differ:
+        if int(saved.get("folds", 0)) != settings["folds"]:
             raise FatError(
-                f"{cv.path} holds a cross-validation with other settings ({', '.join(differ)}); "
-                "run it with its own settings to finish it, or pick another --out"
+                f"{cv.path} holds a {saved.get('folds')}-fold cross-validation, not "
+                f"{settings['folds']}; run it with its own --folds, or pick another --out"
             )
-        return
-    if cv.path.exists() and any(cv.path.iterdir()):
+        mine = settings["experiment"]
+        changes = {k: v for k, v in mine.items() if saved.get("experiment", {}).get(k) != v}
+        continued_experiment(saved.get("experiment", {}), changes, f"cv {cv.path}")
+    elif cv.path.exists() and any(cv.path.iterdir()):
         raise FatError(f"{cv.path} exists and is not a cross-validation directory; pick --out")
     cv.write_settings(settings)
+
+
+def _fold_done(cv: CVDirectory, i: int, epochs: int) -> bool:
+    """Fold i has trained all `epochs` and predicted its held-out clips."""
+    run = cv.fold(i)
+    if not cv.fold_oof(i).exists() or not run.has_checkpoint():
+        return False
+    return int(load_checkpoint(run.checkpoint("last"))["epoch"]) >= epochs
 
 
 def cross_validate(
@@ -73,28 +86,29 @@ def cross_validate(
     stop_after_folds: int | None = None,
 ) -> CVSummary | None:
     """Train the `folds` runs into `options.out`/fold<i>, write each fold's out-of-fold
-    probabilities, then the whole split's (oof.csv) and their scores. `stop_after_folds`
+    probabilities, then the whole split's (oof.csv) and their scores. Run again, it continues
+    where it stopped, also with more --epochs (each fold resumes to them). `stop_after_folds`
     ends the call after that many folds trained in it (as if killed); it then returns None."""
     if folds < 2:
         raise FatError(f"--folds must be at least 2, got {folds}")
     if not options.out or not options.store:
         raise FatError("a cross-validation needs a store and an output directory (--store, --out)")
+    options = saved_options(options)
     predict = predict or PredictConfig()
     cv = CVDirectory(options.out)
-    _start_or_continue(cv, cv_settings(experiment, options, folds))
+    _start_or_continue(cv, cv_settings(experiment, options, folds, predict))
     name = options.name or cv.path.name
     trained_here = 0
     for i in range(folds):
+        if _fold_done(cv, i, experiment.epochs):
+            continue
         run = cv.fold(i)
-        if not cv.fold_oof(i).exists():
-            fold_options = options.replace(out=str(run.path), name=f"{name}-fold{i}")
-            train(
-                experiment.replace(folds=folds, fold=i), fold_options, resume=run.has_checkpoint()
-            )
-            _write_fold_oof(cv, i, options.store, predict)
-            trained_here += 1
-            if stop_after_folds is not None and trained_here >= stop_after_folds and i + 1 < folds:
-                return None
+        fold_options = options.replace(out=str(run.path), name=f"{name}-fold{i}")
+        train(experiment.replace(folds=folds, fold=i), fold_options, resume=run.has_checkpoint())
+        _write_fold_oof(cv, i, options.store, predict)
+        trained_here += 1
+        if stop_after_folds is not None and trained_here >= stop_after_folds and i + 1 < folds:
+            return None
     return write_oof(cv, options.store, experiment.train_splits[0])
 
 

@@ -334,6 +334,39 @@ def choose_loader(name: str) -> tuple[str, str]:
     return "dali", "input: dali loader (--loader auto)"
 
 
+def place_data(name: str, device: torch.device, data: TrainingData) -> torch.device:
+    """Where the training splits live (`--data-device`): the training GPU when asked, or for
+    auto when every split is in RAM and together they take at most half its free memory;
+    else the host."""
+    if name == "cpu" or device.type != "cuda":
+        if name == "cuda":
+            raise FatError("--data-device cuda needs training on a GPU (--device)")
+        return torch.device("cpu")
+    on_disk = [s.name for s in data.splits if not s.split.in_memory]
+    size = sum(s.split.nbytes() for s in data.splits)
+    free = torch.cuda.mem_get_info(device)[0]
+    if name == "cuda" and (on_disk or size > free):
+        why = f"{on_disk} stream from disk" if on_disk else f"{size / 2**30:.1f} GiB > free"
+        raise FatError(f"--data-device cuda: the training splits do not fit ({why})")
+    return device if not on_disk and size <= free // 2 else torch.device("cpu")
+
+
+def choose_input(
+    loader: str, data_device: str, device: torch.device, data: TrainingData
+) -> tuple[str, torch.device, str]:
+    """(loader kind, where the splits live, the line that says so) for `--loader` and
+    `--data-device`: splits in GPU memory are gathered there; otherwise `choose_loader`."""
+    placed = place_data(data_device, device, data)
+    if placed.type == "cuda":
+        return (
+            "resident",
+            placed,
+            f"input: the splits are in {placed} memory; crops are gathered there",
+        )
+    kind, line = choose_loader(loader)
+    return kind, placed, line
+
+
 def make_loader(
     kind: str, source: CropBatchSource, device: torch.device, workers: int = 0
 ) -> Loader:

@@ -9,6 +9,7 @@ batch of the shared epoch plan; rank 0 validates and writes). The run directory'
 
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -28,24 +29,26 @@ from fat.core.evaluation import evaluate_scores
 from fat.core.ids import read_clip_list
 from fat.core.progress import progress_bar
 from fat.core.submission import read_submission, write_submission
+from fat.core.wording import plural
 from fat.models import TaggingModel, TrainingOutputs
+from fat.models.input import ModelInput
 from fat.models.pretrained import HEADS, front_end_mismatch, load_backbone
-from fat.predict.inference import ModelInput, score_clips
+from fat.predict.inference import score_clips
 from fat.runs.checkpoint import (
-    SNAPSHOT,
     build_model,
     load_checkpoint,
     load_trained_model,
     run_identity,
     save_checkpoint,
 )
-from fat.runs.directory import CHECKPOINTS, EpochRecord, RunDirectory, RunLogs, StepRecord
+from fat.runs.compose import saved_options
+from fat.runs.directory import CHECKPOINTS, LOCK, SNAPSHOT, RunDirectory
+from fat.runs.logs import EpochRecord, RunLogs, StepRecord
 from fat.runs.settings import ExperimentConfig, RunOptions
-from fat.store.normalize import Normalizer
 from fat.store.remote import ChunkCacheSpec, is_url
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
 from fat.train.data import TrainingData, load_training_data, memory_budget
-from fat.train.loaders import CropBatchSource, Loader, choose_loader, make_loader
+from fat.train.loaders import CropBatchSource, Loader, choose_input, make_loader
 from fat.train.losses import lsoft_targets, training_loss
 from fat.train.schedule import lr_at
 from fat.train.sync_batchnorm import synchronise_batchnorm
@@ -65,9 +68,9 @@ class RunSummary:
 
     def line(self) -> str:
         return (
-            f"run {self.out}: {self.epochs_run} epochs, best val lwlrap {self.best_lwlrap:.4f} "
-            f"at epoch {self.best_epoch}, {self.samples_per_s:.0f} samples/s, "
-            f"data wait {self.data_wait_frac:.1%}"
+            f"run {self.out}: {plural(self.epochs_run, 'epoch')}, best val lwlrap "
+            f"{self.best_lwlrap:.4f} at epoch {self.best_epoch}, "
+            f"{self.samples_per_s:.0f} samples/s, data wait {self.data_wait_frac:.1%}"
         )
 
 
@@ -149,11 +152,12 @@ def train(
     after a checkpoint."""
     if not options.store or not options.out:
         raise FatError("a run needs a store and an output directory (--store, --out)")
+    options = saved_options(options)
     ranks = Ranks.from_env()
     device = start_process(options.device, ranks)
     run = RunDirectory(options.out)
     torch.manual_seed(experiment.seed)
-    with ExitStack() as open_parts, peer_failures(ranks, run):
+    with removed_if_unused(run), ExitStack() as open_parts, peer_failures(ranks, run):
         if ranks.lead:
             open_parts.enter_context(run.lock())  # one trainer per run directory
         if not resume and run.has_checkpoint():
@@ -174,11 +178,17 @@ def train(
     return summary
 
 
-def chunk_cache_of(options: RunOptions, run: RunDirectory) -> ChunkCacheSpec | None:
-    """The run's local cache of chunks streamed from object storage; none for a local store."""
-    if not is_url(options.store) or options.chunk_cache_gb <= 0:
-        return None
-    return ChunkCacheSpec(str(run.path / "chunk-cache"), int(options.chunk_cache_gb * 2**30))
+@contextmanager
+def removed_if_unused(run: RunDirectory) -> Iterator[None]:
+    """A run that fails before it wrote anything leaves no directory behind (only its lock
+    would be there), so a mistyped store does not litter a folder that looks like a run."""
+    existed = run.path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and run.path.is_dir() and {p.name for p in run.path.iterdir()} <= {LOCK}:
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 def set_up(
@@ -190,12 +200,98 @@ def set_up(
     run: RunDirectory,
     resume: bool,
 ) -> tuple["TrainingRun", Progress]:
-    """Data, model, optimizer and loader of the run, and where it stands; the parts that
-    hold files or processes are closed by `open_parts`."""
-    noisy_clips = noisy_clip_list(experiment, run, resume)
-    noisy_targets = noisy_target_values(experiment, run, resume)
-    saved = run.read_inputs() if resume else {}
+    """The run's parts, in phases: its data, its model and optimizer (restored when resuming),
+    its record on disk, then its input pipeline and logs. Parts that hold files or processes
+    are closed by `open_parts`."""
+    given = GivenTargets.read(experiment, run, resume)
+    data, budget_rule = open_data(open_parts, experiment, options, run, resume, given)
+    parts = build_model_parts(experiment, data, ranks, device, resume)
+    progress = Progress()
+    if resume:
+        progress = restore(run, experiment, parts, device, ranks.world)
+    if ranks.lead:
+        record_start(run, experiment, options, data, given, resume)
+    source = CropBatchSource(data, experiment, progress.epoch + 1, ranks.rank, ranks.world)
+    steps_per_epoch = source.n_batches(progress.epoch + 1)
+    if steps_per_epoch == 0:
+        raise FatError(
+            f"{data.n_train} training clips make no full batch of {experiment.batch_size} "
+            f"per each of {ranks.world} processes; lower --batch-size or set --steps-per-epoch"
+        )
+    groups = [name for name, _ in parts.model.layer_groups()]
+    logs = open_parts.enter_context(
+        RunLogs(run, groups, progress.epoch + 1, progress.step, ranks.lead)
+    )
+    kind, data_device, input_line = choose_input(options.loader, options.data_device, device, data)
+    loader = open_parts.enter_context(make_loader(kind, source, data_device, options.workers))
+    if ranks.lead and not options.quiet:
+        for line in data_report(data, budget_rule, input_line, source, progress.epoch + 1):
+            tqdm.write(line, file=sys.stderr)
+    first = data.splits[0].split
+    tr = TrainingRun(
+        experiment=experiment,
+        options=options,
+        ranks=ranks,
+        device=device,
+        run=run,
+        data=data,
+        model=parts.model,
+        net=training_forward(parts.model, ranks),
+        optimizer=parts.optimizer,
+        swa=parts.swa,
+        ema=parts.ema,
+        inputs=ModelInput(data.normalizer, device, experiment.pad),
+        identity=run_identity(experiment, first.feature_config, first.vocabulary, data.normalizer),
+        logs=logs,
+        source=source,
+        loader=loader,
+        steps_per_epoch=steps_per_epoch,
+    )
+    return tr, progress
+
+
+@dataclass(frozen=True)
+class GivenTargets:
+    """What the run was given about its noisy clips: which to train on, and soft targets to
+    train them on; read from the given files at the start and from the run's own copies when
+    resuming (so a run does not depend on where those files were)."""
+
+    noisy_clips: list[str] | None = None
+    noisy_targets: tuple | None = None  # (ids, vocabulary, values), as read_submission
+
+    @classmethod
+    def read(cls, experiment: ExperimentConfig, run: RunDirectory, resume: bool) -> "GivenTargets":
+        clips = targets = None
+        if experiment.noisy_clips:
+            path = run.noisy_clips_file if resume else Path(experiment.noisy_clips)
+            clips = read_clip_list(path)
+            if not clips:
+                raise FatError(
+                    f"--noisy-clips {path}: lists no clips, so no noisy clip would train"
+                )
+        if experiment.noisy_targets:
+            if "noisy" not in experiment.train_splits:
+                raise FatError("--noisy-targets: the run does not train on the noisy split")
+            targets = read_submission(
+                run.noisy_targets_file if resume else Path(experiment.noisy_targets)
+            )
+        return cls(clips, targets)
+
+
+def open_data(
+    open_parts: ExitStack,
+    experiment: ExperimentConfig,
+    options: RunOptions,
+    run: RunDirectory,
+    resume: bool,
+    given: GivenTargets,
+) -> tuple[TrainingData, str]:
+    """The training splits with their hold-out (a resumed run's own), in RAM or on disk
+    within the memory budget; and the budget's rule, for the run's first lines."""
     budget, budget_rule = memory_budget(options.memory_budget_gb, options.workers)
+    cache = None
+    if is_url(options.store) and options.chunk_cache_gb > 0:
+        cache = ChunkCacheSpec(str(run.chunk_cache), int(options.chunk_cache_gb * 2**30))
     data = open_parts.enter_context(
         load_training_data(
             options.store,
@@ -203,13 +299,13 @@ def set_up(
             experiment.val_fraction,
             experiment.seed,
             budget,
-            noisy_clips,
-            saved=saved.get("splits"),
-            saved_normalizer=saved_normalizer(saved),
+            given.noisy_clips,
+            saved=run.saved_inputs().get("splits") if resume else None,
+            saved_normalizer=run.saved_normalizer() if resume else None,
             folds=experiment.folds,
             fold=experiment.fold,
-            noisy_targets=noisy_targets,
-            chunk_cache=chunk_cache_of(options, run),
+            noisy_targets=given.noisy_targets,
+            chunk_cache=cache,
         )
     )
     if experiment.batch_size > data.n_train and not experiment.split_weights:
@@ -217,6 +313,32 @@ def set_up(
             f"--batch-size {experiment.batch_size} is larger than the {data.n_train} training "
             "clips: a batch would hold some clips twice; lower --batch-size"
         )
+    return data, budget_rule
+
+
+@dataclass
+class ModelParts:
+    """The network on its device, its optimizer, and the weight averages the run keeps."""
+
+    model: TaggingModel
+    optimizer: torch.optim.Optimizer
+    swa: torch.optim.swa_utils.AveragedModel | None
+    ema: torch.optim.swa_utils.AveragedModel | None
+
+    def averages(self) -> dict[str, torch.optim.swa_utils.AveragedModel | None]:
+        """By the key each is saved under in last.pt."""
+        return {"swa_model": self.swa, "ema_model": self.ema}
+
+
+def build_model_parts(
+    experiment: ExperimentConfig,
+    data: TrainingData,
+    ranks: Ranks,
+    device: torch.device,
+    resume: bool,
+) -> ModelParts:
+    """The run's network (initialised from --init or --pretrained on a new run), optimizer
+    and SWA/EMA averages."""
     first = data.splits[0].split
     model = build_model(experiment, first.feature_config.n_mels, len(first.vocabulary)).to(device)
     if experiment.init and not resume:
@@ -234,66 +356,38 @@ def set_up(
     if experiment.ema:
         decay = torch.optim.swa_utils.get_ema_multi_avg_fn(experiment.ema)
         ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=decay, use_buffers=True)
-    averages = {"swa_model": swa, "ema_model": ema}
-    progress = Progress()
-    if resume:
-        progress = restore(run, experiment, model, optimizer, averages, device, ranks.world)
-    if ranks.lead:
-        run.write_settings(experiment.to_dict(), options.to_dict())
-        run.write_inputs(
-            first.feature_config, first.vocabulary, data.normalizer, data.assignments()
-        )
-        absent = data.absent_classes()
-        if absent and not resume:
-            shown = ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else "")
-            tqdm.write(
-                f"note: {len(absent)} of {len(first.vocabulary)} classes have no training clip "
-                f"({shown}); the model can only learn them as absent",
-                file=sys.stderr,
-            )
-        if noisy_clips is not None and not resume:
-            run.save_noisy_clips(noisy_clips, experiment.noisy_clips)
-        if noisy_targets is not None and not resume:
-            write_submission(run.noisy_targets_file, *noisy_targets)
-    source = CropBatchSource(data, experiment, progress.epoch + 1, ranks.rank, ranks.world)
-    steps_per_epoch = source.n_batches(progress.epoch + 1)
-    if steps_per_epoch == 0:
-        raise FatError(
-            f"{data.n_train} training clips make no full batch of {experiment.batch_size} "
-            f"per each of {ranks.world} processes; lower --batch-size or set --steps-per-epoch"
-        )
-    groups = [name for name, _ in model.layer_groups()]
-    logs = open_parts.enter_context(run.logs(groups, progress.epoch + 1, progress.step, ranks.lead))
-    data_device = place_data(options.data_device, device, data)
-    kind, input_line = choose_loader(options.loader)
-    if data_device.type == "cuda":
-        kind = "resident"
-        input_line = f"input: the splits are in {data_device} memory; crops are gathered there"
-    loader = open_parts.enter_context(make_loader(kind, source, data_device, options.workers))
-    if ranks.lead and not options.quiet:
-        report = data_report(data, budget_rule, input_line, source, progress.epoch + 1)
-        for line in report:
-            tqdm.write(line, file=sys.stderr)
-    tr = TrainingRun(
-        experiment=experiment,
-        options=options,
-        ranks=ranks,
-        device=device,
-        run=run,
-        data=data,
-        model=model,
-        net=training_forward(model, ranks),
-        optimizer=optimizer,
-        swa=swa,
-        ema=ema,
-        inputs=ModelInput(data.normalizer, device, experiment.pad),
-        identity=run_identity(experiment, first.feature_config, first.vocabulary, data.normalizer),
-        logs=logs,
-        source=source,
-        loader=loader,
-        steps_per_epoch=steps_per_epoch,
+    return ModelParts(model, optimizer, swa, ema)
+
+
+def record_start(
+    run: RunDirectory,
+    experiment: ExperimentConfig,
+    options: RunOptions,
+    data: TrainingData,
+    given: GivenTargets,
+    resume: bool,
+) -> None:
+    """The run's settings and inputs on disk (again on every resume: options may have
+    changed), copies of the given noisy-clip files, and a note of classes it cannot learn."""
+    first = data.splits[0].split
+    run.write_settings(experiment.to_dict(), options.to_dict())
+    run.write_inputs(
+        first.feature_config, first.vocabulary, data.normalizer, data.assignments(), options.store
     )
-    return tr, progress
+    if resume:
+        return
+    absent = data.absent_classes()
+    if absent:
+        shown = ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else "")
+        tqdm.write(
+            f"note: {len(absent)} of {len(first.vocabulary)} classes have no training clip "
+            f"({shown}); the model can only learn them as absent",
+            file=sys.stderr,
+        )
+    if given.noisy_clips is not None:
+        run.save_noisy_clips(given.noisy_clips, experiment.noisy_clips)
+    if given.noisy_targets is not None:
+        write_submission(run.noisy_targets_file, *given.noisy_targets)
 
 
 class TrainingForward(torch.nn.Module):
@@ -310,14 +404,6 @@ class TrainingForward(torch.nn.Module):
 def training_forward(model: TaggingModel, ranks: Ranks) -> torch.nn.Module:
     net = TrainingForward(model)
     return torch.nn.parallel.DistributedDataParallel(net) if ranks.world > 1 else net
-
-
-def saved_normalizer(inputs: dict) -> Normalizer | None:
-    """The normaliser a run saved in inputs.json, None when there is none."""
-    norm = inputs.get("normalizer")
-    if not norm:
-        return None
-    return Normalizer(np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32))
 
 
 @contextmanager
@@ -347,23 +433,6 @@ def peer_failures(ranks: Ranks, run: RunDirectory) -> Iterator[None]:
         ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def place_data(name: str, device: torch.device, data: TrainingData) -> torch.device:
-    """Where the training splits live (`--data-device`): the training GPU when asked, or for
-    auto when every split is in RAM and together they take at most half its free memory;
-    else the host."""
-    if name == "cpu" or device.type != "cuda":
-        if name == "cuda":
-            raise FatError("--data-device cuda needs training on a GPU (--device)")
-        return torch.device("cpu")
-    on_disk = [s.name for s in data.splits if not s.split.in_memory]
-    size = sum(s.split.nbytes() for s in data.splits)
-    free = torch.cuda.mem_get_info(device)[0]
-    if name == "cuda" and (on_disk or size > free):
-        why = f"{on_disk} stream from disk" if on_disk else f"{size / 2**30:.1f} GiB > free"
-        raise FatError(f"--data-device cuda: the training splits do not fit ({why})")
-    return device if not on_disk and size <= free // 2 else torch.device("cpu")
 
 
 def data_report(
@@ -396,26 +465,6 @@ def start_process(device_name: str, ranks: Ranks) -> torch.device:
     if ranks.world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
-
-
-def noisy_target_values(experiment: ExperimentConfig, run: RunDirectory, resume: bool):
-    """The noisy split's soft targets (ids, vocabulary, values), from the given file at the
-    start and from the run's copy when resuming; None when the run has none."""
-    if not experiment.noisy_targets:
-        return None
-    if "noisy" not in experiment.train_splits:
-        raise FatError("--noisy-targets: the run does not train on the noisy split")
-    return read_submission(run.noisy_targets_file if resume else Path(experiment.noisy_targets))
-
-
-def noisy_clip_list(
-    experiment: ExperimentConfig, run: RunDirectory, resume: bool
-) -> list[str] | None:
-    """The noisy clips to train on: from the given file at the start, from the run's own copy
-    when resuming (so the run does not depend on where that file was)."""
-    if not experiment.noisy_clips:
-        return None
-    return read_clip_list(run.noisy_clips_file if resume else Path(experiment.noisy_clips))
 
 
 def load_pretrained(model: TaggingModel, experiment: ExperimentConfig, features, ranks) -> None:
@@ -462,9 +511,7 @@ def initialise_from(model: TaggingModel, experiment: ExperimentConfig, vocabular
 def restore(
     run: RunDirectory,
     experiment: ExperimentConfig,
-    model: TaggingModel,
-    optimizer: torch.optim.Optimizer,
-    averages: dict[str, torch.optim.swa_utils.AveragedModel | None],
+    parts: ModelParts,
     device: torch.device,
     world: int = 1,
 ) -> Progress:
@@ -480,9 +527,9 @@ def restore(
             f"{experiment.batch_size} clips; resume with {trained_as} (torchrun --nnodes x "
             "--nproc-per-node), or start a new run"
         )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    for key, average in averages.items():
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    for key, average in parts.averages().items():
         if average is not None and state.get(key) is not None:
             average.load_state_dict(state[key])
     torch.set_rng_state(state["torch_rng"])
@@ -776,24 +823,3 @@ def update_swa_batchnorm(
     torch.optim.swa_utils.update_bn(
         (inputs(crops, own) for crops, _, _, own in batches), swa_model, inputs.device
     )
-
-
-def resume_settings(
-    run_dir: Path | str,
-    experiment_changes: dict | None = None,
-    option_changes: dict | None = None,
-) -> tuple[ExperimentConfig, RunOptions]:
-    """The settings to resume the run in `run_dir` with: the saved experiment and options,
-    with `experiment_changes` (only resumable settings, e.g. more epochs) and
-    `option_changes` (any: a moved store, another device) applied. The run's directory is
-    `run_dir`, wherever it was when it started."""
-    run = RunDirectory(run_dir)
-    if run.path.is_dir():
-        with run.lock():  # a run being trained now: say so, not "no checkpoint yet"
-            pass
-    saved = ExperimentConfig.from_dict(load_checkpoint(run.checkpoint("last"))["experiment"])
-    experiment = saved.replace(**(experiment_changes or {}))
-    saved.check_resumable_as(experiment)
-    _, options = run.read_settings()
-    options = RunOptions.from_dict({**options, **(option_changes or {}), "out": str(run_dir)})
-    return experiment, options

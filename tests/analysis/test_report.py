@@ -40,13 +40,10 @@ from fat.runs.directory import (
     METRICS,
     STEPS,
     VAL_PER_CLASS,
-    VAL_PER_CLASS_COLUMNS,
-    grad_norm_column,
-    load_run,
 )
-from fat.runs.directory import (
-    METRIC_COLUMNS as TRAINER_COLUMNS,
-)
+from fat.runs.history import load_run
+from fat.runs.logs import METRIC_COLUMNS as TRAINER_COLUMNS
+from fat.runs.logs import VAL_PER_CLASS_COLUMNS, grad_norm_column
 from fat.store import open_store
 
 VOCAB = list(official_vocabulary())

@@ -129,6 +129,7 @@ def test_ctrl_c_exits_130_with_one_line(tiny_store, tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert "--resume" in stderr.strip().splitlines()[-1]  # a run continues with --resume
     resume = ["train", "--resume", "--out", str(out), "--epochs", "3", "--quiet"]
     resumed = CliRunner().invoke(main, resume)
     assert resumed.exit_code == 0, resumed.output

@@ -94,3 +94,19 @@ def test_unlabelled_clip_list(tmp_path):
     csv.write_text("fname,Bark,Meow\nt1.wav,0,0\nt2.wav,0,0\n")
     table = read_labels_csv(csv, ("Bark", "Meow"), labelled=False)
     assert table.fnames == ["t1.wav", "t2.wav"] and table.targets.sum() == 0
+
+
+def test_a_post_competition_csv_reads_by_its_first_two_columns(tmp_path):
+    vocab = official_vocabulary()
+    path = tmp_path / "test_post_competition.csv"
+    path.write_text(
+        "fname,labels,usage,freesound_id,license\n"
+        f'4260ebea.wav,"{vocab[0]},{vocab[5]}",Public,110929,CC-BY\n'
+        f"426eb1e0.wav,{vocab[2]},Private,411262,CC0\n"
+    )
+    table = read_labels_csv(path, vocab, strict=True)
+    assert table.fnames == ["4260ebea.wav", "426eb1e0.wav"]
+    assert table.targets[0, [0, 5]].tolist() == [1, 1] and table.targets[1, 2] == 1
+    path.write_text("fname,usage,labels\n")
+    with pytest.raises(FatError, match="header must be 'fname,labels'"):
+        read_labels_csv(path, vocab)

@@ -14,7 +14,9 @@ from fat.core.evaluation import most_confused
 from fat.core.features import LogMelConfig
 from fat.core.labels import official_vocabulary
 from fat.core.metrics import lwlrap, lwlrap_details
-from fat.predict.inference import ModelInput, score_clips, window_starts
+from fat.models.input import ModelInput
+from fat.predict.export import manifest_of
+from fat.predict.inference import score_clips, window_starts
 from fat.predict.scoring import predict_split
 from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
@@ -190,7 +192,7 @@ def test_an_exported_model_scores_clips_as_fat_predict_does(trained_run, tmp_pat
     out = tmp_path / ("tagger.pt" if fmt == "torchscript" else "tagger.onnx")
     result = CliRunner().invoke(main, ["export", str(run), "--format", fmt, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    manifest = json.loads(out.with_suffix(".json").read_text())
+    manifest = json.loads(manifest_of(out).read_text())
     trained = load_trained_model(run, "best")
     assert manifest["vocabulary"] == list(trained.vocabulary)
     crop = manifest["windows"]["crop_frames"]
@@ -299,7 +301,7 @@ def test_a_waveform_export_scores_a_wav_as_fat_tag_does(trained_run, tmp_path):
     args = ["export", str(run), "--format", "torchscript", "--waveform", "--out", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    manifest = json.loads(out.with_suffix(".json").read_text())
+    manifest = json.loads(manifest_of(out).read_text())
     assert manifest["input"]["name"] == "waveform"
     rate = manifest["feature_config"]["sample_rate"]
     data = make_fsd_layout(tmp_path / "data", n_curated=1, n_test=3)

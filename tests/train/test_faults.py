@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from fat.cli import main
 from fat.core.errors import FatError
 from fat.core.labels import official_vocabulary
-from fat.predict.scoring import evaluate_run
+from fat.predict.outputs import evaluate_run
 from fat.runs.checkpoint import load_checkpoint, load_trained_model
 from fat.runs.directory import RunDirectory
 from fat.store import ClipRecord, open_store

@@ -15,8 +15,8 @@ from fat.runs.settings import ExperimentConfig
 from fat.train.data import available_memory, load_training_data, memory_budget
 from fat.train.input_bench import measure_input
 from fat.train.input_settings import InputBenchConfig
-from fat.train.loaders import CropBatchSource, ResidentLoader, TorchLoader
-from fat.train.loop import place_data, train
+from fat.train.loaders import CropBatchSource, ResidentLoader, TorchLoader, place_data
+from fat.train.loop import train
 from tests.synthetic import GiB, build_store, tiny_run
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -135,7 +135,9 @@ def test_fat_bench_input_prints_a_table_or_json(two_splits):
     assert table.exit_code == 0, table.output
     first, *rows = table.output.splitlines()
     assert first.split()[:2] == ["path", "crops/s"] and len(rows) >= 7
-    out = runner.invoke(main, ["bench", "input", *flags, "--quiet", "--json", "--loaders", "dali"])
+    out = runner.invoke(
+        main, ["bench", "input", *flags, "--quiet", "--format", "json", "--loaders", "dali"]
+    )
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
     assert report["settings"]["loaders"] == ["dali"]

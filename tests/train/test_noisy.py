@@ -12,9 +12,10 @@ from fat.core.errors import FatError
 from fat.core.ids import read_clip_list
 from fat.models import TrainingOutputs
 from fat.runs.checkpoint import load_trained_model
+from fat.runs.compose import resume_settings
 from fat.runs.directory import RunDirectory
 from fat.train.data import crop_plan, load_training_data
-from fat.train.loop import resume_settings, train
+from fat.train.loop import train
 from fat.train.losses import lsoft_targets, training_loss
 from tests.synthetic import GiB, build_store, tiny_run, tiny_train_args
 
