@@ -34,8 +34,9 @@ from fat.store.layout import COMMIT_ARRAY, UNFINISHED_COPY, ArraySpec
 
 STORE_FORMAT = "fat-feature-store"
 # 2: the commit mark also holds the previous commit; splits have a generation id; an
-# overwrite builds the new split under a temporary name. Stores of format 1 read as before.
-STORE_FORMAT_VERSION = 2
+# overwrite builds the new split under a temporary name. 3: splits name their data set and
+# keep each clip's facts (the info array). Stores of formats 1 and 2 read as before.
+STORE_FORMAT_VERSION = 3
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 SWMR_READ_ATTEMPTS = 20
 

@@ -8,7 +8,7 @@ import numpy as np
 from fat.core.errors import FatError
 from fat.core.ids import check_clip_id
 from fat.store.backends import Backend
-from fat.store.layout import COMMIT_ARRAY, decode_ids
+from fat.store.layout import COMMIT_ARRAY, decode_ids, decode_info
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,13 @@ class SplitIndex:
     stats: tuple[np.ndarray, np.ndarray] | None  # per-mel (mean, std), None if not current
     # (n_clips, n_frames) of the commit before the last; None in stores of format 1
     previous: tuple[int, int] | None = None
+    # (n_clips, INFO_BYTES) uint8: each clip's facts as JSON, decoded on demand (`info`);
+    # None for splits made before clips carried them
+    info_rows: np.ndarray | None = None
+
+    def info(self, clip: int) -> dict:
+        """The data set's facts about clip `clip` ({} when the split keeps none)."""
+        return decode_info(self.info_rows[clip]) if self.info_rows is not None else {}
 
     @property
     def n_clips(self) -> int:
@@ -69,4 +76,5 @@ class SplitIndex:
             checksums=rows("checksums", n_clips),
             stats=stats,
             previous=previous,
+            info_rows=rows("info", n_clips) if backend.meta(split).get("info_bytes") else None,
         )

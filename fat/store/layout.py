@@ -8,6 +8,9 @@ The same arrays in Zarr and HDF5 (reasoning in docs/store.md):
     ids        (n_clips, 128) uint8    clip id, ASCII, NUL-padded
     labels     (n_clips, n_classes) uint8   multi-hot targets (all zero when unlabelled)
     source     (n_clips, 3) float64    original sample rate, channels, duration in seconds
+    info       (n_clips, 128) uint8    the data set's facts about the clip (fold, source id),
+                                       a JSON object in UTF-8, NUL-padded (splits whose
+                                       metadata says info_bytes 0, made before, have none)
     checksums  (n_clips,) uint32       CRC-32 of the clip's stored frames
     mel_stats  (2, n_mels) float64     per-mel mean and std over the split
     stats_for  (1,) int64              how many clips `mel_stats` covers
@@ -25,6 +28,7 @@ replaced under it (`--overwrite`) sees a new generation and stops instead of rea
 one split through the index of another.
 """
 
+import json
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -37,6 +41,7 @@ from fat.core.features import LogMelConfig
 from fat.core.ids import validate_clip_id
 
 ID_BYTES = 128
+INFO_BYTES = 128  # a clip's facts as compact JSON: {"fold": 3, "source": "100032"} and the like
 COMPRESSIONS = ("none", "zstd")
 COMMIT_ARRAY = "commit"
 # In a store that `fat store copy` is still filling; such a store is not opened.
@@ -76,6 +81,10 @@ class SplitMeta:
     frames_chunk: int
     compression: str
     generation: str = field(default_factory=lambda: uuid.uuid4().hex)
+    dataset: str = "fat2019"  # the data set's layout it was read in (`fat featurize --dataset`)
+    single_label: bool = False  # every clip has exactly one label (the data set says so)
+    class_ids: tuple[str, ...] = ()  # the data set's own id of each class (AudioSet mids)
+    info_bytes: int = INFO_BYTES  # 0: a split made before clips carried info
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +97,10 @@ class SplitMeta:
             "frames_chunk": self.frames_chunk,
             "compression": self.compression,
             "generation": self.generation,
+            "dataset": self.dataset,
+            "single_label": self.single_label,
+            "class_ids": list(self.class_ids),
+            "info_bytes": self.info_bytes,
         }
 
     @classmethod
@@ -105,6 +118,11 @@ class SplitMeta:
                 compression=d["compression"],
                 # Format 1 had no generation: its creation time tells its splits apart.
                 generation=str(d.get("generation") or d["created_utc"]),
+                # Splits made before data sets had names were FSDKaggle2019's, without info.
+                dataset=str(d.get("dataset", "fat2019")),
+                single_label=bool(d.get("single_label", False)),
+                class_ids=tuple(d.get("class_ids", ())),
+                info_bytes=int(d.get("info_bytes", 0)),
             )
         except KeyError as e:
             raise FatError(f"metadata record lacks {e}") from None
@@ -122,6 +140,11 @@ class SplitMeta:
             "ids": ArraySpec("uint8", (ID_BYTES,), INDEX_CHUNK),
             "labels": ArraySpec("uint8", (len(self.vocabulary),), INDEX_CHUNK),
             "source": ArraySpec("float64", (3,), INDEX_CHUNK),
+            **(
+                {"info": ArraySpec("uint8", (self.info_bytes,), INDEX_CHUNK)}
+                if self.info_bytes
+                else {}
+            ),
             "checksums": ArraySpec("uint32", (), INDEX_CHUNK),
             "mel_stats": ArraySpec("float64", (cfg.n_mels,), 2),
             "stats_for": ArraySpec("int64", (), 1),
@@ -143,6 +166,30 @@ def encode_ids(clip_ids: list[str]) -> np.ndarray:
 
 def decode_ids(raw: np.ndarray) -> list[str]:
     return [bytes(row).rstrip(b"\0").decode("ascii", errors="replace") for row in raw]
+
+
+def encode_info(infos: list[dict[str, Any]], width: int = INFO_BYTES) -> np.ndarray:
+    """Each clip's facts as compact JSON in a NUL-padded row; FatError naming a clip whose
+    facts do not fit."""
+    out = np.zeros((len(infos), width), dtype=np.uint8)
+    for i, info in enumerate(infos):
+        raw = json.dumps(info, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(raw) > width or not isinstance(info, dict):
+            raise FatError(f"clip facts {info!r}: not a JSON object of at most {width} bytes")
+        out[i, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return out
+
+
+def decode_info(row: np.ndarray) -> dict[str, Any]:
+    """One row of the info array as a dict ({} for an empty or damaged row)."""
+    raw = bytes(row).rstrip(b"\0")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def checksum(frames: np.ndarray) -> int:

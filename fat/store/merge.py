@@ -91,8 +91,16 @@ def merge_stores(
 def _merge_split(target, name: str, parts: list[tuple[Path, Split]], commit_every: int, progress):
     first = parts[0][1]
     cfg = first.feature_config
+    meta = first.meta
     writer = target.writer(
-        name, cfg, first.vocabulary, labelled=first.meta.labelled, commit_every=commit_every
+        name,
+        cfg,
+        first.vocabulary,
+        labelled=meta.labelled,
+        commit_every=commit_every,
+        dataset=meta.dataset,
+        single_label=meta.single_label,
+        class_ids=meta.class_ids,
     )
     added = already = 0
     total = sum(s.n_clips for _, s in parts)
@@ -106,7 +114,13 @@ def _merge_split(target, name: str, parts: list[tuple[Path, Split]], commit_ever
                     continue
                 rate, channels, duration = sources[i]
                 record = ClipRecord(
-                    clip_id, split.read(i), split.labels[i], int(rate), int(channels), duration
+                    clip_id,
+                    split.read(i),
+                    split.labels[i],
+                    int(rate),
+                    int(channels),
+                    duration,
+                    split.info(i),
                 )
                 encoded = encode_clip(record, cfg.dtype)
                 if encoded.checksum != int(checksums[i]):

@@ -136,6 +136,19 @@ class Split:
     def checksums(self) -> np.ndarray:
         return self.index.checksums
 
+    def info(self, clip: int) -> dict:
+        """The data set's facts about clip number `clip` (fold, source id, ...); {} if none."""
+        return self.index.info(clip)
+
+    @property
+    def single_label(self) -> bool:
+        """Every clip has exactly one label, as the data set says (ESC-50, a folder per class)."""
+        return self.meta.single_label
+
+    @property
+    def dataset(self) -> str:
+        return self.meta.dataset
+
     @property
     def stats(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-mel (mean, std) over the split, or None when not computed for the current clips."""

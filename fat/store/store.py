@@ -140,22 +140,33 @@ class FeatureStore:
         frames_chunk: int | None = None,
         compression: str = "none",
         commit_every: int = 64,
+        dataset: str = "fat2019",
+        single_label: bool = False,
+        class_ids: tuple[str, ...] = (),
     ) -> SplitWriter:
         """A writer for `split`: creates it, resumes it, or (`overwrite`) builds its
         replacement, which takes the split's place when the writer closes without an error.
         An interrupted overwrite leaves the old split as it was; overwriting again continues
         the replacement where it stopped, when it was made with the same settings.
+        `dataset`, `single_label`, `class_ids`: what the data set says of its splits.
 
-        Resuming a split made with other feature settings or vocabulary is refused."""
+        Resuming a split made with other feature settings or vocabulary is refused, and so is
+        a split of another data set, or with other feature settings, than the store's others."""
         if self.mode != "a":
             raise FatError(f"{self.path}: opened read-only; open with mode='a' to write")
         validate_clip_id(split)  # split names become group/file names: same rules as ids
         self._splits.pop(split, None)
         group = split + NEW_SUFFIX if overwrite else split
         wanted = (feature_config, tuple(vocabulary), labelled)
+        self._check_fits_the_others(split, dataset, feature_config)
         existing = self._meta_of(group)
         if existing is not None and not overwrite:
             self._check_resumable(split, existing, *wanted)
+            if existing.dataset != dataset:
+                raise FatError(
+                    f"{self.path}: split {split!r} is {existing.dataset}'s, not {dataset}'s; "
+                    "use another store"
+                )
             meta = existing
         elif existing is not None and self._matches(existing, *wanted, compression):
             meta = existing  # an interrupted overwrite with the same settings: continue it
@@ -173,11 +184,56 @@ class FeatureStore:
                 created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
                 frames_chunk=frames_chunk or default_frames_chunk(self.format, compression),
                 compression=compression,
+                dataset=dataset,
+                single_label=single_label,
+                class_ids=tuple(class_ids),
             )
             self.backend.delete_split(group)
             self.backend.create_split(group, meta.to_dict(), meta.array_specs())
         swap = partial(self._swap_in, split) if overwrite else None
         return SplitWriter(self.backend, meta, group, commit_every=commit_every, on_complete=swap)
+
+    def _check_fits_the_others(self, split: str, dataset: str, features: LogMelConfig) -> None:
+        """One data set per store, every split with the same feature settings: a model trained
+        on one split is applied to the others, and mixed settings surface only then."""
+        for other in self.splits():
+            meta = self._meta_of(other)
+            if other == split or meta is None:
+                continue
+            if meta.dataset != dataset:
+                raise FatError(
+                    f"{self.path} holds {meta.dataset} splits ({other!r}); a store holds one "
+                    f"data set, so {dataset}'s split {split!r} goes into another store"
+                )
+            diffs = meta.feature_config.differences(features)
+            if diffs:
+                raise FatError(
+                    f"{self.path}: split {other!r} was made with other feature settings "
+                    f"({'; '.join(diffs)}); every split of a store shares them: use the same "
+                    "settings or another store"
+                )
+
+    def _mixed_splits(self) -> list[str]:
+        """Splits of one store that do not go together: other data sets, other features
+        (made before the writer refused them, or by hand)."""
+        metas = {n: m for n in self.splits() if (m := self._meta_of(n)) is not None}
+        if not metas:
+            return []
+        first, meta = next(iter(metas.items()))
+        problems = []
+        for name, other in list(metas.items())[1:]:
+            if other.dataset != meta.dataset:
+                problems.append(
+                    f"split {name}: data set {other.dataset}, while split {first} is "
+                    f"{meta.dataset}'s; a store holds one data set"
+                )
+            diffs = meta.feature_config.differences(other.feature_config)
+            if diffs:
+                problems.append(
+                    f"split {name}: feature settings differ from split {first}'s "
+                    f"({'; '.join(diffs)}); a model trained on one cannot read the other"
+                )
+        return problems
 
     def _meta_of(self, group: str) -> SplitMeta | None:
         if group not in self.backend.group_names():
@@ -269,6 +325,7 @@ class FeatureStore:
                 p, n = [f"split {name}: unreadable ({type(e).__name__}: {e})"], []
             problems += p
             notes += n
+        problems += self._mixed_splits()
         return problems, notes
 
     def disk_usage(self) -> int:

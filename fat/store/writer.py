@@ -4,7 +4,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from fat.store.layout import (
     SplitMeta,
     checksum,
     encode_ids,
+    encode_info,
     mel_stats_from_sums,
 )
 from fat.store.reader import Split
@@ -33,6 +34,7 @@ class ClipRecord:
     source_sample_rate: int
     source_channels: int
     source_duration_s: float
+    info: dict[str, Any] = field(default_factory=dict)  # the data set's facts: fold, source id
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,16 @@ class EncodedClip:
         # writer never reads: the float32 log-mel would be 2/3 of the bytes. It comes back as
         # a view of `frames`, the values as stored.
         r = self.record
-        facts = (r.clip_id, r.labels, r.source_sample_rate, r.source_channels, r.source_duration_s)
+        facts = (
+            r.clip_id, r.labels, r.source_sample_rate, r.source_channels, r.source_duration_s,
+            r.info,
+        )  # fmt: skip
         return _unpickle_encoded_clip, (facts, self.frames, self.checksum, self.sums)
 
 
 def _unpickle_encoded_clip(facts: tuple, frames: np.ndarray, checksum: int, sums: np.ndarray):
-    clip_id, labels, sample_rate, channels, duration_s = facts
-    record = ClipRecord(clip_id, frames.T, labels, sample_rate, channels, duration_s)
+    clip_id, labels, sample_rate, channels, duration_s, info = facts
+    record = ClipRecord(clip_id, frames.T, labels, sample_rate, channels, duration_s, info)
     return EncodedClip(record, frames, checksum, sums)
 
 
@@ -165,6 +170,11 @@ class SplitWriter:
             raise FatError(
                 f"clip {record.clip_id!r}: labels {record.labels.shape} do not fit vocabulary"
             )
+        if record.info and self.meta.info_bytes:
+            try:
+                encode_info([record.info], self.meta.info_bytes)
+            except FatError as e:
+                raise FatError(f"clip {record.clip_id!r}: {e}") from None
         self._buffer.append(encoded)
         self._buffered.add(record.clip_id)
         if (
@@ -233,6 +243,8 @@ class SplitWriter:
             ),
             "checksums": np.array([c.checksum for c in clips], dtype=np.uint32),
         }
+        if self.meta.info_bytes:
+            rows["info"] = encode_info([r.info for r in records], self.meta.info_bytes)
         with self._writes():
             self._grow("frames", f1)[f0:f1] = np.concatenate([c.frames for c in clips])
             for name, values in rows.items():
