@@ -17,6 +17,7 @@ LAYERS = [
     "train",
     "predict",
     "featurize",
+    "datasets",
     "runs",
     "models",
     "store",

@@ -33,22 +33,43 @@ DEFAULT_FOLDS = 5
     help="Checkpoint of each fold that predicts its held-out clips.",
     section="Out-of-fold predictions",
 )
-@settings_options(RunOptions, ExperimentConfig, exclude=("fold",))
-def cv(oof_checkpoint, recipe, config_file, print_config, **kw) -> None:
+@sectioned_option(
+    "--folds",
+    "folds_text",
+    default=None,
+    help="How many stratified folds (default 5), or `dataset`: the folds the data set ships "
+    "(ESC-50's 5, a csv manifest's fold column).",
+    section=SECTIONS[0],
+)
+@settings_options(RunOptions, ExperimentConfig, exclude=("fold", "folds", "folds_from"))
+def cv(oof_checkpoint, recipe, config_file, print_config, folds_text, **kw) -> None:
     """K-fold cross-validation (--folds, default 5): the first training split cut into
-    stratified folds, the other splits in every fold's training; --out gets fold0..foldK-1
+    stratified folds, or the data set's own folds (--folds dataset), the other splits in
+    every fold's training; --out gets fold0..foldK-1
     (ordinary runs), oof.csv (every clip predicted by the fold that held it out) and its
-    lwlrap overall, per fold (oof_summary.json) and per class (oof_per_class.csv). Run the
+    scores overall and per fold (oof_summary.json: the data set's headline metric, lwlrap,
+    mAP, accuracy, ...) and per class (oof_per_class.csv). Run the
     same command again to resume a CV that was stopped (with more --epochs, every fold
     continues to them)."""
     from fat.runs.compose import compose_settings
     from fat.train.cv import cross_validate
 
     experiment_given = given_settings(ExperimentConfig, kw)
+    if folds_text == "dataset":
+        experiment_given["folds_from"] = "dataset"
+    elif folds_text is not None:
+        try:
+            experiment_given["folds"] = int(folds_text)
+        except ValueError:
+            raise FatError(f"--folds: a number of folds or `dataset`, got {folds_text!r}") from None
     experiment, options = compose_settings(
         recipe, config_file, experiment_given, given_settings(RunOptions, kw)
     )
     folds = experiment.folds or DEFAULT_FOLDS
+    if experiment.folds_from == "dataset":
+        from fat.train.cv import shipped_folds
+
+        folds = shipped_folds(options.store, experiment.train_splits[0])
     experiment = experiment.replace(folds=folds, fold=0)
     if print_config:
         echo_settings(experiment, options)

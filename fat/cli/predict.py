@@ -81,6 +81,8 @@ def evaluate(run, store, split, out, worst, quiet, **kw) -> None:
         f"lwlrap {result.lwlrap:.4f} on {plural(len(result.truth), 'clip')} ({split}); "
         f"random scores would get {result.chance_lwlrap:.4f}"
     )
+    others = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k != "lwlrap")
+    click.echo(f"  {others}")
     if len(result.parts) > 1:
         for name in result.parts:
             click.echo(f"  {name}: {result.subsets[name].overall:.4f}")
@@ -152,9 +154,10 @@ def embed(run, audio, store, split, out, quiet, **kw) -> None:
 @QUIET
 @settings_options(PredictConfig)
 def tag(run, audio, top_k, threshold, fmt, frames, quiet, **kw) -> None:
-    """Tag audio files (WAV, FLAC, OGG; folders are searched) with RUN, no store needed: each
-    file featurized with the run's feature config and scored with the same sliding windows
-    and TTA as `fat predict`. A file that cannot be read is skipped with a line."""
+    """Tag audio files (WAV, FLAC, OGG, MP3, AIFF, ...; folders are searched) with RUN, no
+    store needed: each file featurized with the run's feature config and scored with the same
+    sliding windows and TTA as `fat predict`. A file that cannot be read is skipped with a
+    line."""
     from fat.predict.tagging import tag_files
 
     cfg = predict_settings(kw)

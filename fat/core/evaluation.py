@@ -1,5 +1,6 @@
 """One evaluation of clip scores against labels: lwlrap overall, per part (e.g. curated and
-noisy) and per class, loss, and which classes each class is confused with. Used alike by the
+noisy) and per class, the field's other metrics (mAP, micro AP, AUC, d', accuracy: overall
+and per class), loss, and which classes each class is confused with. Used alike by the
 trainer's validation and by `fat evaluate`."""
 
 from dataclasses import dataclass
@@ -8,7 +9,15 @@ from functools import cached_property
 import numpy as np
 
 from fat.core.errors import FatError
-from fat.core.metrics import LwlrapResult, lwlrap, lwlrap_details
+from fat.core.metrics import (
+    METRICS,
+    ClassScores,
+    LwlrapResult,
+    class_scores,
+    clip_metrics,
+    lwlrap,
+    lwlrap_details,
+)
 
 ALL = "all"  # the subset holding every evaluated clip
 
@@ -17,6 +26,13 @@ def binary_cross_entropy(truth: np.ndarray, probs: np.ndarray, eps: float = 1e-7
     """Mean BCE of probabilities clipped to [eps, 1 - eps]."""
     p = np.clip(probs, eps, 1 - eps)
     return float(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean())
+
+
+def cross_entropy(truth: np.ndarray, probs: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean categorical cross-entropy of a clip's probabilities (softmax outputs) against its
+    label(s), each clip's labels sharing its target."""
+    target = truth / np.maximum(truth.sum(axis=1, keepdims=True), 1)
+    return float(-(target * np.log(np.clip(probs, eps, 1.0))).sum(axis=1).mean())
 
 
 def most_confused(truth: np.ndarray, scores: np.ndarray, c: int, top: int = 3) -> list[int]:
@@ -46,6 +62,9 @@ class ClassResult:
     positives: int
     confused_with: tuple[str, ...]
     by_part: dict[str, float]  # lwlrap per evaluated part
+    ap: float = float("nan")  # average precision
+    auc: float = float("nan")  # ROC AUC (NaN when every clip has the class)
+    d_prime: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -62,13 +81,27 @@ class Evaluation:
         return self.subsets[ALL].overall
 
     @cached_property
+    def per_class_scores(self) -> ClassScores:
+        return class_scores(self.truth, self.scores)
+
+    @cached_property
+    def metrics(self) -> dict[str, float]:
+        """Every metric of `fat.core.metrics.METRICS` over all evaluated clips."""
+        return clip_metrics(self.truth, self.scores, self.per_class_scores)
+
+    def metric(self, name: str) -> float:
+        if name not in METRICS:
+            raise FatError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+        return self.metrics[name]
+
+    @cached_property
     def chance_lwlrap(self) -> float:
         """What random scores get on these labels: the floor to beat."""
         return chance_lwlrap(self.truth)
 
     def class_results(self) -> list[ClassResult]:
         """Classes present among the clips, worst first."""
-        main = self.subsets[ALL]
+        main, scores = self.subsets[ALL], self.per_class_scores
         rows = [
             ClassResult(
                 name=name,
@@ -79,6 +112,9 @@ class Evaluation:
                     self.vocabulary[k] for k in most_confused(self.truth, self.scores, c)
                 ),
                 by_part={p: float(self.subsets[p].per_class[c]) for p in self.parts},
+                ap=float(scores.ap[c]),
+                auc=float(scores.auc[c]),
+                d_prime=float(scores.d_prime[c]),
             )
             for c, name in enumerate(self.vocabulary)
             if main.weights[c] > 0
@@ -87,10 +123,13 @@ class Evaluation:
 
 
 def evaluate_scores(
-    parts: dict[str, tuple[np.ndarray, np.ndarray]], vocabulary: tuple[str, ...]
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    vocabulary: tuple[str, ...],
+    single_label: bool = False,
 ) -> Evaluation:
-    """`parts`: part name -> (truth, scores). lwlrap of all parts together and of each. The
-    scores must be finite (a broken model has nothing to rank)."""
+    """`parts`: part name -> (truth, scores). lwlrap of all parts together and of each (the
+    other metrics on demand). The scores must be finite (a broken model has nothing to rank).
+    `single_label`: the scores are a softmax over classes, and the loss is cross-entropy."""
     truth = np.concatenate([t for t, _ in parts.values()])
     scores = np.concatenate([s for _, s in parts.values()])
     if truth.sum() == 0:
@@ -99,6 +138,5 @@ def evaluate_scores(
         raise FatError("scores are not finite: nothing to rank")
     subsets = {ALL: lwlrap_details(truth, scores)}
     subsets.update({name: lwlrap_details(t, s) for name, (t, s) in parts.items()})
-    return Evaluation(
-        subsets, tuple(parts), truth, scores, tuple(vocabulary), binary_cross_entropy(truth, scores)
-    )
+    loss = cross_entropy(truth, scores) if single_label else binary_cross_entropy(truth, scores)
+    return Evaluation(subsets, tuple(parts), truth, scores, tuple(vocabulary), loss)

@@ -36,16 +36,31 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
 
 
 def holdout_mask(
-    labels: np.ndarray, val_fraction: float, seed: int, position: int, folds: int = 0, fold: int = 0
+    labels: np.ndarray,
+    val_fraction: float,
+    seed: int,
+    position: int,
+    folds: int = 0,
+    fold: int = 0,
+    fold_ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """Validation clips of the `position`-th training split of a run: the one rule shared by the
     trainer and by evaluating the run later. With `folds`, the first split's fold `fold` of a
-    K-fold cut validates and the other splits train whole (cross-validation)."""
+    K-fold cut validates and the other splits train whole (cross-validation); `fold_ids`
+    (each clip's fold as the data set ships it) replace the stratified cut: the `fold`-th of
+    their sorted values validates."""
     if folds:
         if position:
             return np.zeros(len(labels), bool)
+        if fold_ids is not None:
+            return np.asarray(fold_ids) == dataset_fold_values(fold_ids)[fold]
         return stratified_folds(labels, folds, seed) == fold
     return stratified_holdout(labels, val_fraction, seed + position)
+
+
+def dataset_fold_values(fold_ids: np.ndarray) -> list:
+    """The folds a data set ships, in order (ESC-50: 1..5); fold k of a run is the k-th."""
+    return sorted(set(np.asarray(fold_ids).tolist()))
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:

@@ -8,14 +8,7 @@ from pathlib import Path
 
 from fat.core.files import atomic_write
 from fat.core.progress import progress_bar
-
-
-@dataclass(frozen=True)
-class SkippedClip:
-    file: str
-    line: int | None  # CSV line, for problems found in the CSV
-    clip_id: str
-    reason: str
+from fat.datasets import Issue
 
 
 @dataclass
@@ -25,7 +18,7 @@ class FeaturizeSummary:
     clips_total: int = 0
     written: int = 0
     already_committed: int = 0
-    skipped: list[SkippedClip] = field(default_factory=list)
+    skipped: list[Issue] = field(default_factory=list)
     seconds: float = 0.0
     startup_seconds: float = 0.0  # until the first clip came back: reading the CSV, store open
     audio_seconds: float = 0.0
@@ -34,13 +27,13 @@ class FeaturizeSummary:
     notes: list[str] = field(default_factory=list)  # e.g. a commit the store rolled back
     started: float = field(default_factory=time.perf_counter)
 
-    def add(self, clip_id: str, folder: Path, error: str | None, audio_seconds: float) -> None:
-        """Account for one clip of `folder`: written (`audio_seconds` long), or skipped with
-        its reason, `error`."""
+    def add(self, clip_id: str, path: Path, error: str | None, audio_seconds: float) -> None:
+        """Account for one clip of file `path`: written (`audio_seconds` long), or skipped
+        with its reason, `error`."""
         if not self.startup_seconds:
             self.startup_seconds = time.perf_counter() - self.started
         if error is not None:
-            self.skipped.append(SkippedClip(str(folder / clip_id), None, clip_id, error))
+            self.skipped.append(Issue(str(path), None, clip_id, error))
             return
         self.written += 1
         self.audio_seconds += audio_seconds
@@ -103,7 +96,7 @@ def errors_csv_path(store_path: Path, split: str) -> Path:
     return store_path.with_name(f"{store_path.name}.{split}.errors.csv")
 
 
-def write_errors(path: Path, skipped: list[SkippedClip]) -> Path | None:
+def write_errors(path: Path, skipped: list[Issue]) -> Path | None:
     """The errors CSV always describes the latest run: rewritten, or removed when clean."""
     if not skipped:
         path.unlink(missing_ok=True)

@@ -6,10 +6,12 @@ every few clips. Rerunning after a kill skips committed clips, and
 because order is fixed the result equals an uninterrupted run. A bad file never stops the run:
 it is skipped with one line (file, reason) in the summary and in an errors CSV by the store.
 
-This module runs the workers and commits what they return; which clips a split has is
-`fat.featurize.inputs`, what is reported (summary, progress, errors CSV) `fat.featurize.report`.
+This module runs the workers and commits what they return; which clips a split has is the
+data set adapter's listing (`fat.datasets`), what is reported (summary, progress, errors CSV)
+`fat.featurize.report`.
 """
 
+import dataclasses
 import multiprocessing
 import os
 import threading
@@ -26,16 +28,13 @@ import numpy as np
 from fat.core.device import device_name
 from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
-from fat.core.ids import parse_shard
-from fat.core.labels import read_vocabulary
-from fat.core.layout import SAMPLE_SUBMISSION, split_layout
+from fat.core.ids import parse_shard, shard_of
+from fat.datasets import ClipEntry, DatasetListing, DatasetOptions, Issue, get_dataset
 from fat.featurize.audio import DEFAULT_LIMITS, AudioLimits, load_audio
-from fat.featurize.inputs import clip_table, shard
 from fat.featurize.logmel import LogMelExtractor, available_fft_backends
 from fat.featurize.report import (
     ClipProgress,
     FeaturizeSummary,
-    SkippedClip,
     describe_compute,
     errors_csv_path,
     write_errors,
@@ -45,7 +44,7 @@ from fat.store import ClipRecord, EncodedClip, FeatureStore, encode_clip, open_s
 from fat.store.backends import NewStoreFormatUnknown
 from fat.store.remote import check_writable_location
 
-Task = tuple[str, Path, np.ndarray]  # clip id, file, labels
+Task = tuple[str, Path, np.ndarray, dict]  # clip id, file, labels, the data set's facts
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,9 @@ class ClipFeaturizer:
 
             self.extract = TorchLogMelExtractor(cfg, device)
 
-    def __call__(self, clip_id: str, path: Path, labels: np.ndarray) -> ClipResult:
+    def __call__(
+        self, clip_id: str, path: Path, labels: np.ndarray, facts: dict | None = None
+    ) -> ClipResult:
         """Any failure on bad data becomes an error string: decoders can raise nearly anything
         on a malformed file, and one file must not stop a run."""
         try:
@@ -110,6 +111,7 @@ class ClipFeaturizer:
                 info.sample_rate,
                 info.channels,
                 info.duration_s,
+                facts or {},
             )
             encoded = encode_clip(record, self.cfg.dtype)
             # Any inf or NaN frame makes the per-mel sums non-finite: a 256-value check instead
@@ -230,7 +232,7 @@ class InFlight:
         return self
 
     def started(self, batch: list[Task]) -> None:
-        self._file.write("".join(f"+ {clip_id}\n" for clip_id, _, _ in batch))
+        self._file.write("".join(f"+ {task[0]}\n" for task in batch))
 
     def finished(self, clip_id: str) -> None:
         self._file.write(f"- {clip_id}\n")
@@ -273,47 +275,71 @@ def featurize_split(
     config: LogMelConfig | None = None,
     options: FeaturizeOptions | None = None,
     labels_file: Path | None = None,
+    dataset: str = "fat2019",
+    dataset_options: DatasetOptions | None = None,
 ) -> FeaturizeSummary:
-    """Featurize one split; returns what happened. With `options.strict`, CSV problems raise
-    at once. `labels_file`: an answer key (fname,labels) for the test split. Past
-    `THREADS_UP_TO` workers on the CPU the work is done by spawned processes, so a script that
-    calls this needs the usual `if __name__ == "__main__":` guard around its own work."""
+    """Featurize one split of the data set `dataset` under `data_dir` (`labels_file`: the
+    answer key of FSDKaggle2019's test split); returns what happened. See `featurize_listing`."""
     check_writable_location(store_path)
-    data_dir, store_path = Path(data_dir), Path(store_path)
+    given = dataset_options or DatasetOptions()
+    if labels_file is not None:
+        given = dataclasses.replace(given, labels=Path(labels_file))
+    listing = get_dataset(dataset).read(Path(data_dir), [split], given)
+    return featurize_listing(listing, split, store_path, config, options)
+
+
+def featurize_listing(
+    listing: DatasetListing,
+    split: str,
+    store_path: Path,
+    config: LogMelConfig | None = None,
+    options: FeaturizeOptions | None = None,
+) -> FeaturizeSummary:
+    """Featurize the clips of `split` of a data set's listing into the store; returns what
+    happened. Rows the data set's adapter rejected are skipped with their reason (with
+    `options.strict`, the first raises). Past `THREADS_UP_TO` workers on the CPU the work is
+    done by spawned processes, so a script that calls this needs the usual
+    `if __name__ == "__main__":` guard around its own work."""
+    check_writable_location(store_path)
+    store_path = Path(store_path)
     cfg = config or LogMelConfig()
     opts = options or FeaturizeOptions()
     workers = opts.workers or os.cpu_count() or 1
     device = compute_device(opts.device, workers)
     job = Job(cfg, device, AudioLimits(max_seconds=opts.max_seconds))
-    layout = split_layout(split)
-    vocab = read_vocabulary(data_dir / SAMPLE_SUBMISSION)
-    table, labelled, rejected = clip_table(data_dir, split, labels_file, vocab, opts.strict)
+    listed = listing.splits[split]
+    if opts.strict and listed.issues:
+        first = listed.issues[0]
+        where = f"{first.file}:{first.line}" if first.line else first.file
+        raise FatError(f"{where}: {first.clip_id}: {first.reason}")
+    clips, issues = listed.clips, listed.issues
     if opts.shard:
-        table, rejected = shard(table, rejected, *parse_shard(opts.shard))
-    summary = FeaturizeSummary(split=split, store=store_path, skipped=rejected)
-    summary.clips_total = len(table.fnames) + len(rejected)
-    folder = data_dir / layout.folder
+        clips, issues = _shard(clips, issues, *parse_shard(opts.shard))
+    summary = FeaturizeSummary(split=split, store=store_path, skipped=list(issues))
+    summary.clips_total = len(clips) + len(issues)
+    column = {name: k for k, name in enumerate(listing.vocabulary)}
     with _open_for_featurize(store_path, opts.store_format) as store:
         writer = store.writer(
-            layout.name,
+            split,
             cfg,
-            vocab,
-            labelled=labelled,
+            listing.vocabulary,
+            labelled=listed.labelled,
             overwrite=opts.overwrite,
             compression=opts.compression,
             commit_every=opts.commit_every,
+            dataset=listing.dataset,
+            single_label=listing.single_label,
+            class_ids=listing.class_ids,
         )
         with writer:
             tasks = []
-            for name, labels in zip(table.fnames, table.targets, strict=True):
-                if name in writer.committed:
+            for clip in clips:
+                if clip.clip_id in writer.committed:
                     summary.already_committed += 1
                     continue
-                path = folder / name
-                if not path.is_file():
-                    summary.skipped.append(SkippedClip(str(path), None, name, "file not found"))
-                    continue
-                tasks.append((name, path, labels))
+                labels = np.zeros(len(listing.vocabulary), np.uint8)
+                labels[[column[name] for name in clip.labels]] = 1
+                tasks.append((clip.clip_id, clip.path, labels, clip.info))
             progress = ClipProgress(split, len(tasks), show=not opts.quiet)
             workers = min(workers, len(tasks) or 1)
             summary.compute = describe_compute(
@@ -321,12 +347,13 @@ def featurize_split(
             )
             in_flight = InFlight(in_flight_path(store_path, split))
             suspects = in_flight.left_by_last_run()
+            paths = {clip_id: path for clip_id, path, _, _ in tasks}
             with in_flight:
                 for result in _ordered_results(tasks, suspects, job, workers, in_flight):
                     in_flight.finished(result.clip_id)
                     clip = result.clip
                     seconds = clip.record.source_duration_s if clip is not None else 0.0
-                    summary.add(result.clip_id, folder, result.error, seconds)
+                    summary.add(result.clip_id, paths[result.clip_id], result.error, seconds)
                     if clip is not None:
                         writer.add(clip)
                     progress.update(summary)
@@ -336,6 +363,16 @@ def featurize_split(
     summary.seconds = time.perf_counter() - summary.started
     summary.errors_csv = write_errors(errors_csv_path(store_path, split), summary.skipped)
     return summary
+
+
+def _shard(
+    clips: list[ClipEntry], issues: list[Issue], index: int, shards: int
+) -> tuple[list[ClipEntry], list[Issue]]:
+    """The part of a split shard `index` of `shards` owns: its clips, and the rejected rows
+    of those clips (rows without a name go to shard 0, so each is reported once)."""
+    mine = [c for c in clips if shard_of(c.clip_id, shards) == index]
+    rejected = [i for i in issues if (shard_of(i.clip_id, shards) if i.clip_id else 0) == index]
+    return mine, rejected
 
 
 def _open_for_featurize(store_path: Path, store_format: str | None) -> FeatureStore:
@@ -356,8 +393,8 @@ def _ordered_results(
         r.clip_id: r for r in _isolated([t for t in tasks if t[0] in suspects], job, in_flight)
     }
     rest = _results([t for t in tasks if t[0] not in early], job, workers, in_flight.started)
-    for clip_id, _, _ in tasks:
-        yield early.pop(clip_id) if clip_id in early else next(rest)
+    for task in tasks:
+        yield early.pop(task[0]) if task[0] in early else next(rest)
 
 
 def in_flight_path(store_path: Path, split: str) -> Path:

@@ -18,6 +18,7 @@ class FeaturizeOptions(Settings):
         "Workers decoding and computing: threads, or spawned processes past 4 "
         "(where threads stop scaling).",
         derived="all cores",
+        short="-j",
     )
     device: str = setting(
         "auto",
@@ -43,7 +44,7 @@ class FeaturizeOptions(Settings):
     )
     overwrite: bool = setting(False, "Recompute the split from scratch.")
     strict: bool = setting(False, "Exit 1 if any clip or CSV row is skipped.")
-    quiet: bool = setting(False, "No progress bar.")
+    quiet: bool = setting(False, "No progress bar.", short="-q")
     shard: str = setting(
         "",
         "I/N: featurize only shard I (0-based) of N, the clips whose id's CRC-32 is I mod N, "

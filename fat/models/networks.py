@@ -33,9 +33,16 @@ class TaggingModel(nn.Module):
     """(B, n_mels, T) normalised log-mel -> clip logits (B, n_classes)."""
 
     aux_weights: tuple[float, ...] = ()  # loss weight of each auxiliary head, main head's is 1
+    # Trained with softmax cross-entropy (one label per clip): its probabilities are a softmax
+    # over classes; else one sigmoid per class. Set by the run that builds it.
+    single_label: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_frames(x)[0]
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Class probabilities of clip logits, as the model was trained to give them."""
+        return torch.softmax(logits, dim=-1) if self.single_label else torch.sigmoid(logits)
 
     def forward_frames(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         raise NotImplementedError

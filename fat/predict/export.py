@@ -31,7 +31,8 @@ OVERLAP = PredictConfig().overlap  # `fat predict`'s default windows, which the 
 
 class ExportedTagger(nn.Module):
     """Raw log-mel crops (B, n_mels, T) -> probabilities (B, C): the run's normalisation, its
-    network and a sigmoid, in one module."""
+    network and its output (a sigmoid per class, or a softmax for a single-label run), in one
+    module."""
 
     def __init__(self, trained: TrainedModel):
         super().__init__()
@@ -40,7 +41,7 @@ class ExportedTagger(nn.Module):
         self.register_buffer("std", torch.from_numpy(trained.normalizer.std).float()[:, None])
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model((log_mel - self.mean) / self.std))
+        return self.model.probabilities(self.model((log_mel - self.mean) / self.std))
 
 
 class WaveformTagger(nn.Module):

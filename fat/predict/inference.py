@@ -41,7 +41,8 @@ def _window_probs(
         logits, frame_probs = model(batch), None
     model.train(was_training)
     to_numpy = lambda t: t.double().cpu().numpy()  # noqa: E731
-    return to_numpy(torch.sigmoid(logits)), None if frame_probs is None else to_numpy(frame_probs)
+    probs = model.probabilities(logits)  # a softmax for single-label models, else sigmoids
+    return to_numpy(probs), None if frame_probs is None else to_numpy(frame_probs)
 
 
 def score_clips(

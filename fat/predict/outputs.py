@@ -18,6 +18,7 @@ from fat.predict.scoring import (
     open_run_split,
     predict_frames,
     predict_split,
+    validated_splits,
     validation_clips,
 )
 from fat.predict.settings import PredictConfig
@@ -98,14 +99,14 @@ def evaluate_run(
         facts["cv"] = str(source)
     else:
         trained = load_trained_model(source, cfg.checkpoint)
-        names = list(trained.experiment.train_splits) if split == VAL else [split]
+        names = validated_splits(trained) if split == VAL else [split]
         parts = {}
         for name in names:
             with open_run_split(trained, store, name) as data:
                 clips = validation_clips(trained, data) if split == VAL else np.arange(len(data))
                 probs = predict_split(trained, data, cfg, clips, progress)
                 parts[name] = (data.labels[clips].astype(np.float64), probs)
-        evaluation = evaluate_scores(parts, trained.vocabulary)
+        evaluation = evaluate_scores(parts, trained.vocabulary, trained.single_label)
         out = Path(out) if out is not None else trained.run.eval_dir(split)
         facts["run"] = str(source)
     write_evaluation(out, evaluation, facts)

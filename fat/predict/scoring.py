@@ -127,10 +127,17 @@ def predict_frames(
     return out
 
 
+def validated_splits(trained: TrainedModel) -> list[str]:
+    """The splits whose clips validated the run: its training splits' hold-outs, or the
+    split named by --val-split."""
+    e = trained.experiment
+    return [e.val_split] if e.val_split else list(e.train_splits)
+
+
 def validation_clips(trained: TrainedModel, split: Split) -> np.ndarray:
     """The clips `split` held out for validation in the run: the ids the run saved (so clips
     added to the store since do not change it), or for a run without them the same rule."""
-    splits = trained.experiment.train_splits
+    splits = validated_splits(trained)
     if split.name not in splits:
         raise FatError(f"the run did not train on {split.name!r}, so it has no hold-out there")
     if trained.validation_ids is not None:

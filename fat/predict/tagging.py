@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fat.core.audio_files import audio_files_under, suffix_list
 from fat.core.errors import FatError
 from fat.core.progress import progress_bar
 from fat.featurize.run import ClipFeaturizer
@@ -21,7 +22,6 @@ from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import TrainedModel, load_trained_model
 from fat.store import Split, open_store
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SPLIT = "tag"
 
 
@@ -48,13 +48,13 @@ def audio_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+            files += audio_files_under(p)
         elif p.exists():
             files.append(p)
         else:
             raise FatError(f"{p}: no such file or folder")
     if not files:
-        raise FatError("no audio files (.wav, .flac, .ogg) in " + ", ".join(map(str, paths)))
+        raise FatError(f"no audio files ({suffix_list()}) in " + ", ".join(map(str, paths)))
     return files
 
 

@@ -44,13 +44,16 @@ def run_identity(
     feature_config: LogMelConfig,
     vocabulary: tuple[str, ...],
     normalizer: Normalizer,
+    single_label: bool = False,
 ) -> dict[str, Any]:
-    """The part of every checkpoint that says what the model is and what it expects as input."""
+    """The part of every checkpoint that says what the model is and what it expects as input,
+    and whether its probabilities are a softmax (`single_label`)."""
     return {
         "experiment": experiment.to_dict(),
         "feature_config": feature_config.to_dict(),
         "vocabulary": list(vocabulary),
         "normalizer": normalizer.to_dict(),
+        "single_label": single_label,
     }
 
 
@@ -68,17 +71,26 @@ class TrainedModel:
     run: RunDirectory
     validation_ids: dict[str, list[str]] | None = None  # per split, the clips held out
 
+    @property
+    def single_label(self) -> bool:
+        """Trained with softmax cross-entropy: its probabilities are a softmax over classes."""
+        return bool(getattr(self.model, "single_label", False))
+
     def store(self) -> str:
         """The store the run trained from, wherever it is now (`RunDirectory.store`)."""
         return self.run.store()
 
 
-def build_model(experiment: ExperimentConfig, n_mels: int, n_classes: int) -> TaggingModel:
+def build_model(
+    experiment: ExperimentConfig, n_mels: int, n_classes: int, single_label: bool = False
+) -> TaggingModel:
     """The untrained network of `experiment`: its arch, width and settings, with the
-    noisy-clip head when it trains one; the one place a run's model is made."""
+    noisy-clip head when it trains one, giving a softmax when `single_label`; the one place a
+    run's model is made."""
     model = create_model(
         experiment.arch, n_mels, n_classes, experiment.width, **experiment.model_kwargs
     )
+    model.single_label = single_label
     if experiment.noisy_head:
         model.add_noisy_head()
     return model
@@ -95,7 +107,8 @@ def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
     experiment = ExperimentConfig.from_dict(state["experiment"])
     feature_config = LogMelConfig.from_dict(state["feature_config"])
     vocabulary = tuple(state["vocabulary"])
-    model = build_model(experiment, feature_config.n_mels, len(vocabulary))
+    single_label = bool(state.get("single_label", False))  # older checkpoints: sigmoid
+    model = build_model(experiment, feature_config.n_mels, len(vocabulary), single_label)
     model.load_state_dict(state["model"])
     model.eval()
     splits = run.saved_inputs().get("splits")

@@ -22,6 +22,7 @@ are `fat.runs.logs`'; reading it back for reports is `fat.runs.history`.
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -216,16 +217,23 @@ def write_evaluation(out: Path, evaluation: Evaluation, facts: dict[str, Any]) -
     summary = {
         **facts,
         "n_clips": int(len(evaluation.truth)),
-        "lwlrap": evaluation.lwlrap,
+        **evaluation.metrics,
         "loss": evaluation.loss,
         "chance_lwlrap": evaluation.chance_lwlrap,
         **{f"lwlrap_{p}": value for p, value in by_part.items()},
+    }
+    # NaN (a metric undefined on these clips) is no JSON value: null says "not defined"
+    summary = {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()
     }
     write_json(out / EVAL_SUMMARY, summary)
     rows = [
         {
             "class": r.name,
             "lwlrap": r.lwlrap,
+            "ap": r.ap,
+            "auc": r.auc,
+            "d_prime": r.d_prime,
             "weight": r.weight,
             "positives": r.positives,
             "confused_with": ";".join(r.confused_with),

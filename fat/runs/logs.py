@@ -36,6 +36,8 @@ class EpochRecord:
     val_lwlrap: float
     val_lwlrap_curated: float | str
     val_lwlrap_noisy: float | str
+    val_map: float  # macro mean average precision
+    val_accuracy: float  # top-1
     swa_val_lwlrap: float | str
     ema_val_lwlrap: float | str
     samples_per_s: float

@@ -23,7 +23,8 @@ AUGMENTATION = "Augmentation"
 NOISY_LABELS = "Noisy labels"
 RUN_AND_MACHINE = "Run and machine"
 SECTIONS = (DATA, MODEL, OPTIMISATION, AUGMENTATION, NOISY_LABELS, RUN_AND_MACHINE)
-TRAIN_SPLITS = ("curated", "noisy")
+LOSSES = ("auto", "bce", "softmax")
+SELECT_BY = ("auto", "lwlrap", "map", "micro_ap", "auc", "d_prime", "accuracy")  # core.metrics
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,19 @@ class ExperimentConfig(Settings):
     width: float = setting(1.0, "Channel multiplier of the model.", section=MODEL)
     train_splits: tuple[str, ...] = setting(
         ("curated",),
-        "Store splits to train on, comma-separated: curated[,noisy].",
+        "Store splits to train on, comma-separated, by the data set's own names (curated,noisy; "
+        "train; ...). A split named noisy gets the noisy-label options.",
         section=DATA,
     )
     val_fraction: float = setting(
         0.2,
         "Share of each training split held out for validation (stratified by class).",
+        section=DATA,
+    )
+    val_split: str = setting(
+        "",
+        "A store split that validates instead of a held-out share of the training splits "
+        "(FSD50K's val); the training splits then train whole.",
         section=DATA,
     )
     epochs: int = setting(
@@ -126,6 +134,22 @@ class ExperimentConfig(Settings):
         "like SWA; 0 = off.",
         section=OPTIMISATION,
     )
+    loss: str = setting(
+        "auto",
+        "Training loss: bce (one sigmoid per class, multi-label), softmax (cross-entropy over "
+        "classes, one label per clip), or auto: softmax where the data set says every clip has "
+        "one label (ESC-50, a folder per class), else bce. Softmax models predict a softmax.",
+        choices=LOSSES,
+        section=OPTIMISATION,
+    )
+    select_by: str = setting(
+        "auto",
+        "Validation metric that picks best.pt: lwlrap, map, micro_ap, auc, d_prime, accuracy, "
+        "or auto: the data set's headline (lwlrap for FSDKaggle2019, map for FSD50K and "
+        "AudioSet, accuracy for single-label sets).",
+        choices=SELECT_BY,
+        section=OPTIMISATION,
+    )
     grad_clip: float = setting(
         0.0, "Largest total gradient norm; 0 = no clipping.", section=OPTIMISATION
     )
@@ -193,6 +217,14 @@ class ExperimentConfig(Settings):
         "With --pretrained: the first epochs train only the classifier head.",
         section=MODEL,
     )
+    folds_from: str = setting(
+        "stratified",
+        "Where cross-validation folds come from: stratified (cut by iterative stratification "
+        "into --folds), or dataset (the folds the data set ships, e.g. ESC-50's 5; "
+        "`fat cv --folds dataset`).",
+        choices=("stratified", "dataset"),
+        section=DATA,
+    )
     folds: int = setting(
         0,
         "Cross-validation: the first training split cut into this many stratified folds, "
@@ -211,8 +243,14 @@ class ExperimentConfig(Settings):
             problems.append("need lr > 0, mixup >= 0, width > 0")
         if self.seed < 0 or self.steps_per_epoch < 0:
             problems.append("need seed >= 0 and steps_per_epoch >= 0")
-        if not self.train_splits or any(s not in TRAIN_SPLITS for s in self.train_splits):
-            problems.append(f"train_splits must be curated and/or noisy, got {self.train_splits}")
+        if not self.train_splits or len(set(self.train_splits)) < len(self.train_splits):
+            problems.append(f"train_splits must name distinct splits, got {self.train_splits}")
+        if self.val_split in self.train_splits:
+            problems.append(f"val_split {self.val_split!r} is also a training split")
+        if self.val_split and self.folds:
+            problems.append("give --val-split or folds, not both: each picks what validates")
+        if self.loss == "softmax" and self.noisy_loss == "lsoft":
+            problems.append("--noisy-loss lsoft is for multi-label bce; use --loss bce")
         if self.folds == 1 or self.folds < 0 or not 0 <= self.fold < max(self.folds, 1):
             problems.append(
                 f"need folds 0 or >= 2 and 0 <= fold < folds, got {self.folds}/{self.fold}"
@@ -226,8 +264,8 @@ class ExperimentConfig(Settings):
             problems.append(f"ema must be in [0, 1), got {self.ema}")
         if self.swa_start < 0 or self.swa_start > self.epochs:
             problems.append(f"swa_start must be in 0..epochs, got {self.swa_start}")
-        if self.freeze_backbone_epochs < 0 or (self.freeze_backbone_epochs and not self.pretrained):
-            problems.append("freeze_backbone_epochs needs --pretrained and must be >= 0")
+        if self.freeze_backbone_epochs < 0:
+            problems.append("freeze_backbone_epochs must be >= 0")
         if self.pretrained and self.init:
             problems.append("--pretrained and --init both initialise the model: give one")
         from fat.models import unknown_settings  # lazy: torch only once a run is configured

@@ -160,13 +160,13 @@ class FeatureStore:
         wanted = (feature_config, tuple(vocabulary), labelled)
         self._check_fits_the_others(split, dataset, feature_config)
         existing = self._meta_of(group)
+        if existing is not None and existing.dataset != dataset:
+            raise FatError(
+                f"{self.path} holds {existing.dataset} splits ({split!r}); a store holds one "
+                f"data set, so {dataset}'s split {split!r} goes into another store"
+            )
         if existing is not None and not overwrite:
             self._check_resumable(split, existing, *wanted)
-            if existing.dataset != dataset:
-                raise FatError(
-                    f"{self.path}: split {split!r} is {existing.dataset}'s, not {dataset}'s; "
-                    "use another store"
-                )
             meta = existing
         elif existing is not None and self._matches(existing, *wanted, compression):
             meta = existing  # an interrupted overwrite with the same settings: continue it

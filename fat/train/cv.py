@@ -13,6 +13,7 @@ import numpy as np
 
 from fat.core.errors import FatError
 from fat.core.evaluation import evaluate_scores
+from fat.core.holdout import dataset_fold_values
 from fat.core.submission import read_submission, write_submission
 from fat.predict.scoring import open_run_split, predict_split, validation_clips
 from fat.predict.settings import PredictConfig
@@ -21,22 +22,28 @@ from fat.runs.compose import continued_experiment, saved_options
 from fat.runs.cv_directory import CVDirectory, is_cv_directory
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import open_store
-from fat.train.loop import train
+from fat.train.data import dataset_folds
+from fat.train.loop import learning_rule, train
 
 
 @dataclass(frozen=True)
 class CVSummary:
     out: Path
     folds: int
-    oof_lwlrap: float
-    fold_lwlrap: tuple[float, ...]
+    oof_score: float  # of `metric`, over every out-of-fold clip
+    fold_scores: tuple[float, ...]
     n_clips: int
+    metric: str = "lwlrap"
+
+    @property
+    def mean_fold_score(self) -> float:
+        return float(np.mean(self.fold_scores))
 
     def line(self) -> str:
-        folds = " / ".join(f"{v:.4f}" for v in self.fold_lwlrap)
+        folds = " / ".join(f"{v:.4f}" for v in self.fold_scores)
         return (
-            f"cv {self.out}: {self.folds} folds, out-of-fold lwlrap {self.oof_lwlrap:.4f} on "
-            f"{self.n_clips} clips (per fold {folds})"
+            f"cv {self.out}: {self.folds} folds, out-of-fold {self.metric} {self.oof_score:.4f} "
+            f"on {self.n_clips} clips; per fold {folds} (mean {self.mean_fold_score:.4f})"
         )
 
 
@@ -89,10 +96,12 @@ def cross_validate(
     probabilities, then the whole split's (oof.csv) and their scores. Run again, it continues
     where it stopped, also with more --epochs (each fold resumes to them). `stop_after_folds`
     ends the call after that many folds trained in it (as if killed); it then returns None."""
-    if folds < 2:
-        raise FatError(f"--folds must be at least 2, got {folds}")
     if not options.out or not options.store:
         raise FatError("a cross-validation needs a store and an output directory (--store, --out)")
+    if experiment.folds_from == "dataset":
+        folds = shipped_folds(options.store, experiment.train_splits[0])
+    if folds < 2:
+        raise FatError(f"--folds must be at least 2, got {folds}")
     options = saved_options(options)
     predict = predict or PredictConfig()
     cv = CVDirectory(options.out)
@@ -110,6 +119,14 @@ def cross_validate(
         if stop_after_folds is not None and trained_here >= stop_after_folds and i + 1 < folds:
             return None
     return write_oof(cv, options.store, experiment.train_splits[0])
+
+
+def shipped_folds(store: str, split_name: str) -> int:
+    """How many folds the data set ships in `split_name` (`--folds dataset`)."""
+    with open_store(store, "r") as opened:
+        if split_name not in opened:
+            raise FatError(f"{store}: no split {split_name!r}; featurize it first")
+        return len(dataset_fold_values(dataset_folds(opened.split(split_name))))
 
 
 def _write_fold_oof(cv: CVDirectory, i: int, store: str, predict: PredictConfig) -> None:
@@ -144,18 +161,23 @@ def write_oof(cv: CVDirectory, store: str, split_name: str) -> CVSummary:
     sort = np.argsort(rows)
     rows, probs, ids = rows[sort], probs[sort], [ids[j] for j in sort]
     write_submission(cv.oof, ids, vocabulary, probs)
-    evaluation = evaluate_scores({split_name: (labels[rows], probs)}, vocabulary)
+    experiment = ExperimentConfig.from_dict(cv.read_settings()["experiment"])
+    single_label, metric = learning_rule(experiment, split)
+    evaluation = evaluate_scores({split_name: (labels[rows], probs)}, vocabulary, single_label)
     per_fold = []
     for p in parts:
         fold_rows = np.array([order[c] for c in p[0]])
-        per_fold.append(evaluate_scores({split_name: (labels[fold_rows], p[2])}, vocabulary).lwlrap)
+        part = {split_name: (labels[fold_rows], p[2])}
+        per_fold.append(evaluate_scores(part, vocabulary, single_label).metric(metric))
     summary = {
         "folds": k,
         "split": split_name,
         "n_clips": len(ids),
         "of_clips": len(order),
-        "lwlrap": evaluation.lwlrap,
-        "fold_lwlrap": per_fold,
+        **evaluation.metrics,
+        "metric": metric,
+        f"fold_{metric}": per_fold,
+        f"mean_fold_{metric}": float(np.mean(per_fold)),
         "chance_lwlrap": evaluation.chance_lwlrap,
     }
     per_class = [
@@ -163,4 +185,4 @@ def write_oof(cv: CVDirectory, store: str, split_name: str) -> CVSummary:
         for r in evaluation.class_results()
     ]
     cv.write_scores(summary, per_class)
-    return CVSummary(cv.path, k, evaluation.lwlrap, tuple(per_fold), len(ids))
+    return CVSummary(cv.path, k, evaluation.metric(metric), tuple(per_fold), len(ids), metric)

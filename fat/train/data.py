@@ -127,6 +127,8 @@ def load_training_data(
     fold: int = 0,
     noisy_targets: tuple[list[str], tuple[str, ...], np.ndarray] | None = None,
     chunk_cache: ChunkCacheSpec | None = None,
+    val_split: str = "",
+    folds_from: str = "stratified",
 ) -> TrainingData:
     """The named splits of the store with their hold-out. Splits go into RAM smallest first
     while they fit `memory_budget_bytes` together; the others stream from disk, and none is
@@ -135,12 +137,15 @@ def load_training_data(
     the first split's fold `fold` validates instead (`fat.core.holdout.holdout_mask`).
     `noisy_targets` (clip ids, vocabulary, values; `read_submission`): the noisy split's
     soft targets, one row for each of its clips. `chunk_cache`: for a store on object
-    storage, where the frame chunks of the splits that stream are kept once read."""
+    storage, where the frame chunks of the splits that stream are kept once read.
+    `val_split`: a split that validates whole, the training splits then training whole;
+    `folds_from="dataset"`: the folds are the data set's own (each clip's info["fold"])."""
     store = open_store(store_path, "r", chunk_cache=chunk_cache)
     try:
         raw = [_trainable_split(store, store_path, name) for name in names]
+        validating = [_trainable_split(store, store_path, val_split)] if val_split else []
         first = raw[0].feature_config
-        for s in raw[1:]:
+        for s in raw[1:] + validating:
             if s.feature_config != first:
                 diffs = "; ".join(first.differences(s.feature_config))
                 raise FatError(f"splits {raw[0].name!r} and {s.name!r} differ in features: {diffs}")
@@ -152,7 +157,7 @@ def load_training_data(
                 "the clips"
             )
         in_ram, used = set(), 0
-        for split in sorted(raw, key=lambda s: s.nbytes()):
+        for split in sorted(raw + validating, key=lambda s: s.nbytes()):
             if used + split.nbytes() <= memory_budget_bytes:
                 in_ram.add(split.name)
                 used += split.nbytes()
@@ -161,7 +166,13 @@ def load_training_data(
             if saved is not None:
                 train, val = _saved_assignment(split, saved, store_path)
             else:
-                held = holdout_mask(split.labels, val_fraction, seed, position, folds, fold)
+                shipped = (
+                    dataset_folds(split) if folds_from == "dataset" and position == 0 else None
+                )
+                held = holdout_mask(
+                    split.labels, 0.0 if val_split else val_fraction, seed, position, folds, fold,
+                    shipped,
+                )  # fmt: skip
                 keep = ~held & (split.labels.sum(axis=1) > 0)
                 if split.name == "noisy" and noisy_clips is not None:
                     keep &= _chosen(split, noisy_clips)
@@ -171,6 +182,13 @@ def load_training_data(
             if split.name == "noisy" and noisy_targets is not None:
                 targets = _aligned_targets(split, noisy_targets)
             splits.append(TrainingSplit(split.name, loaded, train, val, targets))
+        for split in validating:
+            if saved is not None:
+                train, val = _saved_assignment(split, saved, store_path)
+            else:
+                train, val = np.zeros(0, np.int64), np.flatnonzero(split.labels.sum(axis=1) > 0)
+            loaded = split.load() if split.name in in_ram else split
+            splits.append(TrainingSplit(split.name, loaded, train, val))
     except BaseException:
         store.close()
         raise
@@ -182,6 +200,20 @@ def load_training_data(
         data.close()
         raise FatError("no clips left to train on after the validation hold-out")
     return data
+
+
+def dataset_folds(split: Split) -> np.ndarray:
+    """Each clip's fold as the data set ships it (its info["fold"]); FatError naming a clip
+    without one: `--folds dataset` needs a data set that has folds (ESC-50, a csv with a fold
+    column)."""
+    folds = [split.info(i).get("fold") for i in range(len(split))]
+    missing = [split.clip_ids[i] for i, f in enumerate(folds) if f is None]
+    if missing:
+        raise FatError(
+            f"split {split.name!r}: clip {missing[0]!r} has no fold; the data set ships no folds "
+            "(--folds dataset needs esc50, or a csv manifest with a fold column)"
+        )
+    return np.array(folds)
 
 
 def _aligned_targets(split: Split, given: tuple[list[str], tuple[str, ...], np.ndarray]):

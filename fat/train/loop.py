@@ -30,6 +30,7 @@ from fat.core.ids import read_clip_list
 from fat.core.progress import progress_bar
 from fat.core.submission import read_submission, write_submission
 from fat.core.wording import plural
+from fat.datasets import headline_metric
 from fat.models import TaggingModel, TrainingOutputs
 from fat.models.input import ModelInput
 from fat.models.pretrained import HEADS, front_end_mismatch, load_backbone
@@ -45,6 +46,7 @@ from fat.runs.compose import saved_options
 from fat.runs.directory import CHECKPOINTS, LOCK, SNAPSHOT, RunDirectory
 from fat.runs.logs import EpochRecord, RunLogs, StepRecord
 from fat.runs.settings import ExperimentConfig, RunOptions
+from fat.store import Split
 from fat.store.remote import ChunkCacheSpec, is_url
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
 from fat.train.data import TrainingData, load_training_data, memory_budget
@@ -59,17 +61,18 @@ class RunSummary:
     out: Path
     epochs_run: int
     best_epoch: int
-    best_lwlrap: float
+    best_score: float  # of the validation metric that picks best.pt (`metric`)
     last_lwlrap: float = math.nan
     swa_lwlrap: float | None = None
     ema_lwlrap: float | None = None
     samples_per_s: float = 0.0
     data_wait_frac: float = 0.0
+    metric: str = "lwlrap"
 
     def line(self) -> str:
         return (
-            f"run {self.out}: {plural(self.epochs_run, 'epoch')}, best val lwlrap "
-            f"{self.best_lwlrap:.4f} at epoch {self.best_epoch}, "
+            f"run {self.out}: {plural(self.epochs_run, 'epoch')}, best val {self.metric} "
+            f"{self.best_score:.4f} at epoch {self.best_epoch}, "
             f"{self.samples_per_s:.0f} samples/s, data wait {self.data_wait_frac:.1%}"
         )
 
@@ -100,7 +103,7 @@ class Progress:
 
     epoch: int = 0  # the last finished epoch
     step: int = 0
-    best_lwlrap: float = -math.inf
+    best_score: float = -math.inf  # of the validation metric that picks best.pt
     best_epoch: int = 0
 
 
@@ -125,6 +128,8 @@ class TrainingRun:
     source: CropBatchSource
     loader: Loader
     steps_per_epoch: int
+    single_label: bool = False  # softmax cross-entropy, one label per clip
+    metric: str = "lwlrap"  # the validation metric that picks best.pt
 
     @property
     def groups(self) -> list[tuple[str, torch.nn.Module]]:
@@ -166,7 +171,9 @@ def train(
             )
         tr, progress = set_up(open_parts, experiment, options, ranks, device, run, resume)
         # What a call with nothing left to run returns.
-        summary = RunSummary(run.path, progress.epoch, progress.best_epoch, progress.best_lwlrap)
+        summary = RunSummary(
+            run.path, progress.epoch, progress.best_epoch, progress.best_score, metric=tr.metric
+        )
         start = progress.epoch + 1
         for epoch in range(start, experiment.epochs + 1):
             stats, progress.step = train_one_epoch(tr, epoch, progress.step)
@@ -205,7 +212,8 @@ def set_up(
     are closed by `open_parts`."""
     given = GivenTargets.read(experiment, run, resume)
     data, budget_rule = open_data(open_parts, experiment, options, run, resume, given)
-    parts = build_model_parts(experiment, data, ranks, device, resume)
+    single_label, metric = learning_rule(experiment, data.splits[0].split)
+    parts = build_model_parts(experiment, data, ranks, device, resume, single_label)
     progress = Progress()
     if resume:
         progress = restore(run, experiment, parts, device, ranks.world)
@@ -225,7 +233,10 @@ def set_up(
     kind, data_device, input_line = choose_input(options.loader, options.data_device, device, data)
     loader = open_parts.enter_context(make_loader(kind, source, data_device, options.workers))
     if ranks.lead and not options.quiet:
-        for line in data_report(data, budget_rule, input_line, source, progress.epoch + 1):
+        lines = data_report(data, budget_rule, input_line, source, progress.epoch + 1)
+        loss = "softmax cross-entropy" if single_label else "binary cross-entropy"
+        lines.append(f"loss: {loss}; best.pt by validation {metric}")
+        for line in lines:
             tqdm.write(line, file=sys.stderr)
     first = data.splits[0].split
     tr = TrainingRun(
@@ -241,13 +252,32 @@ def set_up(
         swa=parts.swa,
         ema=parts.ema,
         inputs=ModelInput(data.normalizer, device, experiment.pad),
-        identity=run_identity(experiment, first.feature_config, first.vocabulary, data.normalizer),
+        identity=run_identity(
+            experiment, first.feature_config, first.vocabulary, data.normalizer, single_label
+        ),
         logs=logs,
         source=source,
         loader=loader,
         steps_per_epoch=steps_per_epoch,
+        single_label=single_label,
+        metric=metric,
     )
     return tr, progress
+
+
+def learning_rule(experiment: ExperimentConfig, first: Split) -> tuple[bool, str]:
+    """(single_label, metric): whether the run trains a softmax over classes (`--loss`; auto:
+    where the data set says each clip has one label), and the validation metric that picks
+    best.pt (`--select-by`; auto: the data set's headline)."""
+    single_label = experiment.loss == "softmax" or (
+        experiment.loss == "auto" and first.single_label
+    )
+    if single_label and experiment.noisy_loss == "lsoft":
+        raise FatError("--noisy-loss lsoft is for multi-label bce, and this run trains a softmax")
+    metric = experiment.select_by
+    if metric == "auto":
+        metric = headline_metric(first.dataset, single_label)
+    return single_label, metric
 
 
 @dataclass(frozen=True)
@@ -306,6 +336,8 @@ def open_data(
             fold=experiment.fold,
             noisy_targets=given.noisy_targets,
             chunk_cache=cache,
+            val_split=experiment.val_split,
+            folds_from=experiment.folds_from,
         )
     )
     if experiment.batch_size > data.n_train and not experiment.split_weights:
@@ -336,13 +368,21 @@ def build_model_parts(
     ranks: Ranks,
     device: torch.device,
     resume: bool,
+    single_label: bool = False,
 ) -> ModelParts:
     """The run's network (initialised from --init or --pretrained on a new run), optimizer
     and SWA/EMA averages."""
     first = data.splits[0].split
-    model = build_model(experiment, first.feature_config.n_mels, len(first.vocabulary)).to(device)
+    n_mels, n_classes = first.feature_config.n_mels, len(first.vocabulary)
+    model = build_model(experiment, n_mels, n_classes, single_label).to(device)
     if experiment.init and not resume:
         initialise_from(model, experiment, first.vocabulary)
+    if experiment.freeze_backbone_epochs and not experiment.pretrained:
+        # Checked here, not in the settings: a fine-tuning recipe names it, the user the file.
+        raise FatError(
+            "--freeze-backbone-epochs fine-tunes a pretrained backbone: give --pretrained FILE "
+            "(a PANNs checkpoint; docs/pretrained.md)"
+        )
     if experiment.freeze_backbone_epochs and ranks.world > 1:
         raise FatError("--freeze-backbone-epochs is not supported under torchrun (DDP) yet")
     if experiment.pretrained and not resume:
@@ -538,7 +578,7 @@ def restore(
     return Progress(
         int(state["epoch"]),
         int(state["step"]),
-        float(state["best_lwlrap"]),
+        float(state.get("best_score", state.get("best_lwlrap"))),  # older runs: lwlrap
         int(state["best_epoch"]),
     )
 
@@ -582,7 +622,7 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
             out = tr.net(x)
         logits = out.logits.float()
         target = lsoft_targets(y, logits, noisy, e.lsoft_beta) if e.noisy_loss == "lsoft" else y
-        loss = training_loss(out, target, noisy, model.aux_weights)
+        loss = training_loss(out, target, noisy, model.aux_weights, tr.single_label)
         tr.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norms = group_grad_norms(tr.groups, device)
@@ -641,7 +681,7 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
         scores = validation_scores(tr.model, tr.data, tr.experiment.crop_frames, tr.device)
         failure = broken_model(tr.model, scores, epoch, tr.run)
         if failure is None and scores:
-            validation = evaluate_scores(scores, vocabulary)
+            validation = evaluate_scores(scores, vocabulary, tr.single_label)
     if tr.ranks.world > 1:
         shared = [failure]
         dist.broadcast_object_list(shared, src=0)
@@ -650,7 +690,7 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
         raise FatError(failure)
     progress.epoch = epoch
     if not tr.ranks.lead:
-        return RunSummary(tr.run.path, epoch, best_epoch=0, best_lwlrap=math.nan)
+        return RunSummary(tr.run.path, epoch, best_epoch=0, best_score=math.nan, metric=tr.metric)
 
     swa_lwlrap = ema_lwlrap = None
     if tr.swa is not None and epoch >= tr.experiment.swa_start:
@@ -670,6 +710,8 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
         val_lwlrap=val,
         val_lwlrap_curated=parts["curated"].overall if "curated" in parts else "",
         val_lwlrap_noisy=parts["noisy"].overall if "noisy" in parts else "",
+        val_map=validation.metrics["map"] if validation else math.nan,
+        val_accuracy=validation.metrics["accuracy"] if validation else math.nan,
         swa_val_lwlrap="" if swa_lwlrap is None else swa_lwlrap,
         ema_val_lwlrap="" if ema_lwlrap is None else ema_lwlrap,
         samples_per_s=stats.samples_per_s,
@@ -679,8 +721,9 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
     )
     tr.logs.write_epoch(record, validation)
     # Without a validation set (NaN) the best model is simply the latest one.
-    if math.isnan(val) or val > progress.best_lwlrap:
-        progress.best_lwlrap = progress.best_lwlrap if math.isnan(val) else val
+    score = validation.metric(tr.metric) if validation else math.nan
+    if math.isnan(score) or score > progress.best_score:
+        progress.best_score = progress.best_score if math.isnan(score) else score
         progress.best_epoch = epoch
     averaged = {"swa": swa_lwlrap, "ema": ema_lwlrap}
     save_checkpoints(tr, epoch, progress, val, averaged, best=progress.best_epoch == epoch)
@@ -688,6 +731,7 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
         tqdm.write(
             f"epoch {epoch}/{tr.experiment.epochs}: train loss {stats.train_loss:.4f}, "
             f"val loss {record.val_loss:.4f}, val lwlrap {val:.4f}"
+            + (f", val {tr.metric} {score:.4f}" if tr.metric != "lwlrap" else "")
             + (f", swa {swa_lwlrap:.4f}" if swa_lwlrap is not None else "")
             + (f", ema {ema_lwlrap:.4f}" if ema_lwlrap is not None else "")
             + f", {stats.samples_per_s:.0f} samples/s, data wait {stats.data_wait_frac:.1%}"
@@ -696,12 +740,13 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
         tr.run.path,
         epoch,
         progress.best_epoch,
-        progress.best_lwlrap,
+        progress.best_score,
         last_lwlrap=val,
         swa_lwlrap=swa_lwlrap,
         ema_lwlrap=ema_lwlrap,
         samples_per_s=stats.samples_per_s,
         data_wait_frac=stats.data_wait_frac,
+        metric=tr.metric,
     )
 
 
@@ -742,7 +787,7 @@ def save_checkpoints(
             "torch_rng": torch.get_rng_state(),
             "world_size": tr.ranks.world,  # the global batch and epoch plan depend on it
             "cuda_rng": torch.cuda.get_rng_state(tr.device) if cuda else None,
-            "best_lwlrap": progress.best_lwlrap,
+            "best_score": progress.best_score,
             "best_epoch": progress.best_epoch,
             "val_lwlrap": val,
         },

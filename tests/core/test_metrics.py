@@ -76,3 +76,31 @@ def test_samples_without_labels_are_ignored_not_crashed_on():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         lwlrap(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_the_field_metrics_equal_scikit_learn_on_the_same_scores():
+    from scipy.stats import norm
+    from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+
+    from fat.core.metrics import class_scores, clip_metrics
+
+    rng = np.random.default_rng(3)
+    truth = (rng.random((60, 7)) < 0.25).astype(np.uint8)
+    truth[:, 6] = 0  # a class nobody has: AP and AUC undefined, left out of the means
+    truth[:, 5] = 1  # a class everybody has: AP 1, AUC undefined
+    scores = rng.random((60, 7))
+    got = clip_metrics(truth, scores)
+    present = [c for c in range(7) if truth[:, c].any()]
+    both = [c for c in present if not truth[:, c].all()]
+    aps = [average_precision_score(truth[:, c], scores[:, c]) for c in present]
+    aucs = [roc_auc_score(truth[:, c], scores[:, c]) for c in both]
+    assert got["map"] == pytest.approx(np.mean(aps), abs=1e-12)
+    assert got["micro_ap"] == pytest.approx(average_precision_score(truth, scores, average="micro"))
+    assert got["auc"] == pytest.approx(np.mean(aucs), abs=1e-12)
+    assert got["d_prime"] == pytest.approx(np.sqrt(2) * norm.ppf(np.mean(aucs)))
+    per = class_scores(truth, scores)
+    assert np.isnan(per.ap[6]) and np.isnan(per.auc[5]) and per.ap[5] == pytest.approx(1.0)
+    single = np.zeros((60, 7), np.uint8)
+    single[np.arange(60), rng.integers(0, 7, 60)] = 1
+    expected = accuracy_score(single.argmax(1), scores.argmax(1))
+    assert clip_metrics(single, scores)["accuracy"] == pytest.approx(expected)

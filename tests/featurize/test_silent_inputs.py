@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from fat.cli import main
 from fat.core.errors import FatError
-from fat.featurize.inputs import splits_to_featurize
+from fat.datasets.fat2019 import present_splits
 from fat.featurize.run import featurize_split
 from fat.featurize.settings import FeaturizeOptions
 from fat.store import open_store
@@ -77,7 +77,7 @@ def test_split_all_on_an_unzipped_download_fails_naming_the_zip(tmp_path):
         f"(unzip {data / 'train_curated.zip'} -d {data / 'train_curated'})"
     )
     with pytest.raises(FatError) as caught:
-        splits_to_featurize(data, "all")
+        present_splits(data, None)
     assert str(caught.value) == message
     store = tmp_path / "f.zarr"
     result = featurize("--data-dir", str(data), "--split", "all", "--store", str(store))
@@ -92,7 +92,7 @@ def test_split_all_without_any_split_folder_fails(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     with pytest.raises(FatError, match="none of train_curated/, train_noisy/, test/ is there"):
-        splits_to_featurize(data, "all")
+        present_splits(data, None)
     result = featurize("--data-dir", str(data), "--split", "all", "--store", str(tmp_path / "f.h5"))
     assert result.exit_code == 1
     assert result.output.splitlines() == [
@@ -102,14 +102,14 @@ def test_split_all_without_any_split_folder_fails(tmp_path):
     with zipfile.ZipFile(data / "freesound-audio-tagging-2019.zip", "w") as archive:
         archive.writestr("train_curated.csv", "fname,labels\n")
     with pytest.raises(FatError, match=r"only freesound-audio-tagging-2019.zip: unzip it first"):
-        splits_to_featurize(data, "all")
+        present_splits(data, None)
 
 
 def test_split_all_warns_for_each_missing_split_and_featurizes_the_rest(tmp_path):
     data = kaggle_download(tmp_path / "data", "test")
     shutil.rmtree(data / "train_noisy")
     store = tmp_path / "f.zarr"
-    splits, warnings = splits_to_featurize(data, "all")
+    splits, warnings = present_splits(data, None)
     assert splits == ["curated"]
     assert warnings == [
         f"{data}: no train_noisy/ folder for split 'noisy' (expected the FSDKaggle2019 "
