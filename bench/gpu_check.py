@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scale import write_store  # noqa: E402 - the sibling script, run from anywhere
+from scale import DATASETS, write_store  # noqa: E402 - the sibling script, run from anywhere
 
 from fat.runs.history import load_run  # noqa: E402
 from fat.runs.settings import ExperimentConfig, RunOptions  # noqa: E402
@@ -170,7 +170,7 @@ def main() -> int:
     if store is None:
         store = work / "fat2019.zarr"
         began = time.perf_counter()
-        write_store(store, args.scale, seed=0)
+        write_store(store, DATASETS["fat2019"], args.scale, seed=0)
         print(f"wrote {store} in {time.perf_counter() - began:.0f} s", flush=True)
     rows, failures = [], []
     skipped = [p for p in PATHS if p in GPU_ONLY and not on_gpu]

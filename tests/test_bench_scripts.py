@@ -47,6 +47,21 @@ def test_the_scale_rehearsal_measures_every_figure_at_a_tiny_scale(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_fsd50k_rehearsal_featurizes_a_sample_through_its_layout(tmp_path):
+    out = tmp_path / "fsd50k.json"
+    run_script("bench/scale.py", "--dataset", "fsd50k", "--scale", "0.001", "--dir",
+               str(tmp_path), "--json", str(out), "--batches", "2", "--rounds", "1",
+               "--featurize-clips", "6")  # fmt: skip
+    figures = json.loads(out.read_text())
+    assert figures["dataset"] == "fsd50k"
+    assert {"train", "val", "eval"} == set(figures["write"])
+    assert figures["write"]["train"]["clips"] == 37 and figures["write"]["eval"]["clips"] == 10
+    assert figures["featurize"]["clips"] == 6 and figures["featurize"]["x_realtime"] > 0
+    assert figures["featurize"]["full_set_hours_at_this_rate"] > 0
+    assert figures["read"]["train"]["load_warm_gb_per_s"] > 0
+
+
+@pytest.mark.slow
 def test_the_gpu_check_runs_on_a_cpu_with_a_tiny_store(tmp_path):
     out = tmp_path / "gpu_check.json"
     done = run_script(

@@ -104,6 +104,9 @@ def test_audioset_segments_featurize_train_and_evaluate(tmp_path):
     fat("evaluate", run, "--split", "eval", "-q")
     summary = json.loads((run / "eval" / "eval" / "summary.json").read_text())
     assert summary["n_clips"] == 5 and summary["map"] is not None
+    fat("predict", run, "--split", "eval", "-q")
+    ids, vocabulary, _ = read_submission(run / "submission_eval.csv")
+    assert vocabulary == layout.vocabulary and sorted(ids) == sorted(layout.clips["eval"])
 
 
 def test_a_csv_of_your_own_with_mp3s(tmp_path):
@@ -132,6 +135,9 @@ def test_a_folder_per_class_with_mp3s_and_tag_reads_mp3_folders(tmp_path):
     run = tmp_path / "run"
     fat("train", "--store", store, "--out", run, "--train-splits", "train", "--val-fraction",
         "0.34", *TRAIN)  # fmt: skip
+    assert "accuracy" in fat("evaluate", run, "-q")
+    fat("predict", run, "--split", "train", "-q")
+    assert read_submission(run / "submission_train.csv")[1] == layout.vocabulary
     tagged = fat("tag", run, layout.root, "--format", "json", "-q")
     files = {Path(row["file"]) for row in json.loads(tagged)}
     assert set(mp3s) <= files and len(files) == len(layout.paths)  # every format, one list
