@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Extras the tests need: the export formats' libraries, TensorBoard and S3 among them.
-EXTRAS := test,fast,tensorboard,hf,lhotse,onnx,s3
+EXTRAS := test,fast,tensorboard,hf,lhotse,onnx,s3,events
 
 .PHONY: venv lock print-uv-sources test test-fast demo lint format bench bench-scale gpu-check clean
 

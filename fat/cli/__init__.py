@@ -48,6 +48,8 @@ def _register() -> None:
     from fat.cli.bench import bench
     from fat.cli.cv import cv, ensemble, pseudo_label
     from fat.cli.demo import demo, demo_data
+    from fat.cli.detect import detect
+    from fat.cli.events import evaluate_events_command, tune_thresholds_command
     from fat.cli.featurize import featurize
     from fat.cli.predict import embed, evaluate, export_model, predict, select_noisy, tag
     from fat.cli.report import report
@@ -64,6 +66,9 @@ def _register() -> None:
         pseudo_label,
         evaluate,
         tag,
+        detect,
+        evaluate_events_command,
+        tune_thresholds_command,
         embed,
         export_model,
         report,

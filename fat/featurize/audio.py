@@ -4,6 +4,7 @@ Everything that can go wrong with a file becomes a one-line `FatError` naming it
 clip in a dataset of thousands reads as a message, not a traceback.
 """
 
+import math
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,98 @@ def _downmix(data, scale, out):  # pragma: no cover - compiled
         out[i] = total * scale
 
 
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """(frames, channels) int16 or float32 samples -> mono float32 in [-1, 1] (the mean)."""
+    mono = np.empty(data.shape[0], dtype=np.float32)
+    scale = (2.0**-15 if data.dtype == np.int16 else 1.0) / data.shape[1]
+    _downmix(data, np.float32(scale), mono)
+    return mono
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """Mono float32 samples at the target rate, starting at `start` (samples from the file's
+    start, at the target rate); `gap` says why samples before it are missing (a corrupt
+    stretch the decoder could not read), else None."""
+
+    start: int
+    samples: np.ndarray
+    gap: str | None = None
+
+
+class AudioStream:
+    """A file decoded block by block (`block_seconds` of the source at a time) and resampled
+    by one soxr stream, so memory follows the block, not the file, and the samples equal
+    those of one pass over the whole file whatever the block size. A stretch the decoder
+    cannot read is skipped: the stream reopens the file past it, and the next block carries
+    the gap. `resampled`: the source rate, when it was not the target one."""
+
+    def __init__(self, path: str | Path, sample_rate: int, block_seconds: float = 60.0):
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        _check_file(self.path)
+        with _open(self.path) as f:
+            self.source = SourceInfo(f.samplerate, f.channels, f.frames / f.samplerate)
+            self._frames = f.frames
+        # Any length (that is the point of streaming); rates and channels as for any file.
+        AudioLimits(max_seconds=math.inf).check(
+            self.path, self.source.sample_rate, self.source.channels, 1, sample_rate
+        )
+        self.block = max(1, int(block_seconds * self.source.sample_rate))
+        self.resampled = self.source.sample_rate if self.source.sample_rate != sample_rate else None
+
+    def __iter__(self):
+        rate = self.source.sample_rate
+        stream = None
+        if self.resampled:
+            stream = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+        position, produced, gap = 0, 0, None
+        f = _open(self.path)
+        try:
+            while position < self._frames:
+                try:
+                    data = f.read(min(self.block, self._frames - position), dtype="float32",
+                                  always_2d=True)  # fmt: skip
+                except sf.LibsndfileError as e:
+                    f.close()
+                    f, resume = self._reopen_after(position)
+                    seconds = (position / rate, resume / rate)
+                    gap = f"{seconds[0]:.2f}-{seconds[1]:.2f} s unreadable ({e.error_string})"
+                    samples = np.zeros(resume - position, np.float32)  # the gap keeps time
+                    position = resume
+                else:
+                    if len(data) == 0:
+                        break
+                    position += len(data)
+                    samples = to_mono(data)
+                    if not np.isfinite(samples).all():
+                        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+                last = position >= self._frames or f is None
+                if stream is not None:
+                    samples = stream.resample_chunk(samples, last=last)
+                yield AudioBlock(produced, samples, gap)
+                produced += len(samples)
+                gap = None
+                if f is None:
+                    break
+        finally:
+            if f is not None:
+                f.close()
+
+    def _reopen_after(self, position: int):
+        """The file reopened at the first block boundary past `position` that it can seek
+        to, and that position; (None, end) when none is left."""
+        for skip in range(1, 1 + max(1, (self._frames - position) // self.block)):
+            resume = min(position + skip * self.block, self._frames)
+            try:
+                f = sf.SoundFile(self.path)
+                f.seek(resume)
+                return f, resume
+            except (sf.LibsndfileError, RuntimeError):
+                continue
+        return None, self._frames
+
+
 def load_audio(
     path: str | Path, sample_rate: int, limits: AudioLimits | None = None
 ) -> tuple[np.ndarray, SourceInfo]:
@@ -241,9 +334,7 @@ def load_audio(
         data, source = _read_pcm16(path, wav, limits, sample_rate)
     else:
         data, source = _read_libsndfile(path, limits, sample_rate)
-    mono = np.empty(data.shape[0], dtype=np.float32)
-    scale = (2.0**-15 if data.dtype == np.int16 else 1.0) / data.shape[1]
-    _downmix(data, np.float32(scale), mono)
+    mono = to_mono(data)
     if source.sample_rate != sample_rate:
         mono = np.ascontiguousarray(
             soxr.resample(mono, source.sample_rate, sample_rate, quality="HQ"), dtype=np.float32

@@ -219,6 +219,13 @@ class LogMelExtractor:
         lead = cfg.lead_samples
         if cfg.center and cfg.pad_mode == "reflect":
             audio, lead = reflect_padded(audio, cfg), 0
+        return self.frames_of(audio, n_frames, lead)
+
+    def frames_of(self, signal: np.ndarray, n_frames: int, lead: int = 0) -> np.ndarray:
+        """(n_mels, n_frames): frame f windows signal[f * hop - lead:][:n_fft], zeros outside
+        `signal`. With `lead` 0 and the padding already in `signal`, a long signal's frames
+        can be computed piece by piece (`StreamingLogMel`), equal to one pass."""
+        cfg = self.cfg
         mel = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
         half_power = cfg.power / 2.0
         amin = np.float32(cfg.amin)
@@ -226,7 +233,7 @@ class LogMelExtractor:
         for start in range(0, n_frames, self.FRAMES_PER_BLOCK):
             block = self._block[: min(self.FRAMES_PER_BLOCK, n_frames - start)]
             offset = start * cfg.hop_length - lead
-            _window_frames(audio, offset, cfg.hop_length, self.window, block)
+            _window_frames(signal, offset, cfg.hop_length, self.window, block)
             spectrum = self._halfcomplex_fft(block)
             _log_mel(
                 spectrum,
@@ -238,3 +245,70 @@ class LogMelExtractor:
                 mel[start : start + len(block)],
             )
         return mel.T
+
+
+class StreamingLogMel:
+    """The log-mel of a signal fed in pieces (`feed`, then `finish`), frame by frame as its
+    samples arrive: equal to `LogMelExtractor` over the whole signal (the same padding at both
+    ends, the same frames), in memory of one piece plus one window."""
+
+    def __init__(self, cfg: LogMelConfig, extractor: LogMelExtractor | None = None):
+        self.cfg = cfg
+        self.extract = extractor or LogMelExtractor(cfg)
+        self._reflect = cfg.center and cfg.pad_mode == "reflect"
+        self._buffer = np.zeros(0, np.float32)  # the padded signal from `self._base` on
+        self._base = 0
+        self._next = 0  # the next frame to give
+        self._seen = 0  # samples fed
+        self._started = not self._reflect  # a reflected start needs lead + 1 samples first
+        if not self._reflect:
+            self._buffer = np.zeros(cfg.lead_samples, np.float32)
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """The frames `samples` complete, (n_mels, k) with k >= 0."""
+        samples = np.asarray(samples, np.float32)
+        self._seen += len(samples)
+        self._buffer = np.concatenate([self._buffer, samples])
+        if not self._started:
+            if len(self._buffer) <= self.cfg.lead_samples:
+                return self._none()
+            lead = self.cfg.lead_samples
+            self._buffer = np.concatenate([self._buffer[lead:0:-1], self._buffer])
+            self._started = True
+        return self._ready(len(self._buffer) + self._base)
+
+    def finish(self) -> np.ndarray:
+        """The frames left once the signal has ended: its end padded as the whole-signal
+        extractor pads it (to min_samples, then the centring pad)."""
+        cfg = self.cfg
+        if not self._started:  # shorter than the reflection: pad it whole, as one pass would
+            return self.extract(self._buffer)
+        short = max(0, cfg.min_samples - self._seen)
+        self._buffer = np.concatenate([self._buffer, np.zeros(short, np.float32)])
+        if self._reflect:
+            tail = self._buffer[-2 : -cfg.lead_samples - 2 : -1]
+        else:
+            tail = np.zeros(cfg.lead_samples, np.float32)
+        self._buffer = np.concatenate([self._buffer, tail])
+        padded = max(self._seen, cfg.min_samples) + 2 * cfg.lead_samples
+        total = 1 + (padded - cfg.n_fft) // cfg.hop_length
+        return self._ready(None, total)
+
+    def _ready(self, available: int | None, total: int | None = None) -> np.ndarray:
+        cfg = self.cfg
+        if total is None:  # frames whose whole window has arrived, in whole blocks: the FFT
+            # of a block depends on its row count in the last bits, so blocks match one pass
+            block = LogMelExtractor.FRAMES_PER_BLOCK
+            total = max(0, (available - cfg.n_fft) // cfg.hop_length + 1) // block * block
+        n = total - self._next
+        if n <= 0:
+            return self._none()
+        start = self._next * cfg.hop_length - self._base
+        frames = self.extract.frames_of(self._buffer[start:], n)
+        self._next = total
+        keep = self._next * cfg.hop_length - self._base  # samples no later frame needs
+        self._buffer, self._base = self._buffer[keep:], self._base + keep
+        return frames
+
+    def _none(self) -> np.ndarray:
+        return np.zeros((self.cfg.n_mels, 0), np.float32)

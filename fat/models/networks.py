@@ -1,6 +1,7 @@
 """Tagging networks: blocks and networks in one file. Each network maps a normalised log-mel
 crop (B, n_mels, T) to clip logits (B, n_classes); `fat.models.registry` names them."""
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -80,6 +81,19 @@ class ClipClassifierModel(TaggingModel):
     def forward_frames(self, x: Tensor) -> tuple[Tensor, None]:
         return self.classifier(self.features(x)[0]), None
 
+    # Networks whose embedding is a pooling over time of a per-time-step map can score many
+    # overlapping windows from one convolutional pass (`fat detect`): `time_map` gives the
+    # map (B, C, T / time_stride), `window_embeddings` pools each window of it.
+    time_stride: int = 0  # 0: no such map; windows are scored one by one
+
+    def time_map(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def window_embeddings(self, seq: Tensor, width: int, hop: int) -> Tensor:
+        """(n_windows, D) embeddings of the windows of `width` steps every `hop` steps of a
+        (1, C, T') time map, as `features` gives one window's."""
+        raise NotImplementedError
+
     def forward_train(self, x: Tensor) -> TrainingOutputs:
         embedding, aux = self.features(x, aux=True)
         noisy = self.noisy_classifier(embedding) if self.noisy_classifier is not None else None
@@ -138,11 +152,20 @@ class BaselineCNN(ClipClassifierModel):
     def classifier(self) -> nn.Linear:  # the head's last layer, under its checkpoint name
         return self.head[-1]
 
-    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+    time_stride = 16  # four 2x2 poolings
+
+    def time_map(self, x: Tensor) -> Tensor:
         x = x[:, None]
         for block in self.blocks:
             x = block(x)
-        return self.head[:-1](x.mean(dim=2).amax(dim=2)), ()
+        return x.mean(dim=2)
+
+    def window_embeddings(self, seq: Tensor, width: int, hop: int) -> Tensor:
+        pooled = nn.functional.max_pool1d(seq, width, hop)  # (1, C, n_windows)
+        return self.head[:-1](pooled[0].T)
+
+    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+        return self.head[:-1](self.time_map(x).amax(dim=2)), ()
 
     def layer_groups(self) -> list[tuple[str, nn.Module]]:
         groups = [(f"block{i + 1}", b) for i, b in enumerate(self.blocks)] + [("head", self.head)]
@@ -516,11 +539,24 @@ class PannsCNN(ClipClassifierModel):
     def conv_blocks(self) -> list[PannsConvBlock]:
         return [getattr(self, f"conv_block{k + 1}") for k in range(len(self.pools))]
 
-    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+    @property
+    def time_stride(self) -> int:
+        return math.prod(time for time, _ in self.pools)
+
+    def time_map(self, x: Tensor) -> Tensor:
         x = self.bn0(x[:, :, :, None]).permute(0, 3, 2, 1)  # (B, 1, T, mels), PANNs' layout
         for block, pool in zip(self.conv_blocks(), self.pools, strict=True):
             x = nn.functional.dropout(block(x, pool), 0.2, self.training)
-        x = x.mean(dim=3)
+        return x.mean(dim=3)  # (B, C, T')
+
+    def window_embeddings(self, seq: Tensor, width: int, hop: int) -> Tensor:
+        pooled = nn.functional.max_pool1d(seq, width, hop) + nn.functional.avg_pool1d(
+            seq, width, hop
+        )
+        return torch.relu(self.fc1(pooled[0].T))
+
+    def features(self, x: Tensor, aux: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+        x = self.time_map(x)
         x = x.amax(dim=2) + x.mean(dim=2)
         x = nn.functional.dropout(x, 0.5, self.training)
         return torch.relu(self.fc1(x)), ()

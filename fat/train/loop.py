@@ -105,6 +105,7 @@ class Progress:
     step: int = 0
     best_score: float = -math.inf  # of the validation metric that picks best.pt
     best_epoch: int = 0
+    best_loss: float = math.inf  # its validation loss: breaks ties (accuracy saturates)
 
 
 @dataclass
@@ -580,6 +581,7 @@ def restore(
         int(state["step"]),
         float(state.get("best_score", state.get("best_lwlrap"))),  # older runs: lwlrap
         int(state["best_epoch"]),
+        float(state.get("best_loss", math.inf)),
     )
 
 
@@ -722,8 +724,11 @@ def end_of_epoch(tr: TrainingRun, epoch: int, stats: EpochStats, progress: Progr
     tr.logs.write_epoch(record, validation)
     # Without a validation set (NaN) the best model is simply the latest one.
     score = validation.metric(tr.metric) if validation else math.nan
-    if math.isnan(score) or score > progress.best_score:
+    loss = validation.loss if validation else math.nan
+    tie = score == progress.best_score and loss < progress.best_loss
+    if math.isnan(score) or score > progress.best_score or tie:
         progress.best_score = progress.best_score if math.isnan(score) else score
+        progress.best_loss = loss
         progress.best_epoch = epoch
     averaged = {"swa": swa_lwlrap, "ema": ema_lwlrap}
     save_checkpoints(tr, epoch, progress, val, averaged, best=progress.best_epoch == epoch)
@@ -789,6 +794,7 @@ def save_checkpoints(
             "cuda_rng": torch.cuda.get_rng_state(tr.device) if cuda else None,
             "best_score": progress.best_score,
             "best_epoch": progress.best_epoch,
+            "best_loss": progress.best_loss,
             "val_lwlrap": val,
         },
     )

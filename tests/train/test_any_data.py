@@ -59,7 +59,8 @@ def test_single_label_data_trains_a_softmax_and_picks_best_by_accuracy(
     assert trained.single_label
     metrics = pd.read_csv(run / "metrics.csv")
     assert summary.best_score == pytest.approx(metrics["val_accuracy"].max())
-    assert int(metrics["epoch"][metrics["val_accuracy"].idxmax()]) == trained.epoch
+    best = metrics[metrics["val_accuracy"] == metrics["val_accuracy"].max()]
+    assert int(best["epoch"][best["val_loss"].idxmin()]) == trained.epoch  # ties: lower loss
     done = CliRunner().invoke(main, ["predict", str(run), "--split", "eval", "-q"])
     assert done.exit_code == 0, done.output
     _, vocabulary, probs = read_submission(run / "submission_eval.csv")
