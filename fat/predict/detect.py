@@ -82,6 +82,18 @@ def chosen_method(trained: TrainedModel, cfg: DetectConfig) -> tuple[str, int]:
     return method, hop
 
 
+SHARP_WINDOW_S = 0.4  # twice the 0.2 s onset collar of DCASE's event-based evaluation
+
+
+def combine_rule(cfg: DetectConfig, method: str, crop_seconds: float) -> str:
+    """`--combine` resolved: `auto` is min where averaging would widen events by more than
+    the 0.2 s an onset may be off (half a window, for windows over `SHARP_WINDOW_S`), else
+    mean (frame outputs, short windows); measured in docs/events.md."""
+    if cfg.combine != "auto":
+        return cfg.combine
+    return "min" if method != "frames" and crop_seconds > SHARP_WINDOW_S else "mean"
+
+
 def _has_frame_outputs(trained: TrainedModel) -> bool:
     probe = torch.zeros(1, trained.feature_config.n_mels, trained.experiment.crop_frames)
     with torch.no_grad():
@@ -104,7 +116,8 @@ def detect_file(
     features = trained.feature_config
     stream = AudioStream(path, features.sample_rate, cfg.block_seconds)
     inputs = ModelInput(trained.normalizer, device, "wrap")
-    scorer = _SCORERS[method](trained, inputs, hop, cfg.batch_size)
+    combine = combine_rule(cfg, method, trained.experiment.crop_frames / features.frames_per_second)
+    scorer = _SCORERS[method](trained, inputs, hop, cfg.batch_size, combine)
     logmel = StreamingLogMel(features)
     notes = []
     if stream.resampled:
@@ -163,29 +176,40 @@ def _stored(frames: np.ndarray, dtype: str) -> np.ndarray:
 
 
 class _Grid:
-    """Per time step, the sum of the probabilities of the windows covering it and their
-    count; grows with the file (a few MB an hour), and nothing else does."""
+    """Per time step, the windows covering it combined: their mean, or their minimum (a step
+    counts as the class's only when every window around it says so: windows that pool over
+    their length fire when any part of them holds the sound, so their mean smears an event
+    by up to a window at each end, their minimum does not). Grows with the file (a few MB an
+    hour), and nothing else does."""
 
-    def __init__(self, n_classes: int):
-        self.sums = np.zeros((0, n_classes))
+    def __init__(self, n_classes: int, combine: str):
+        self.combine = combine
+        self.values = np.zeros((0, n_classes))
         self.counts = np.zeros(0)
 
     def add(self, first: int, values: np.ndarray) -> None:
-        """`values` (k, C) added to steps first .. first + k - 1."""
+        """`values` (k, C) combined into steps first .. first + k - 1."""
         end = first + len(values)
         if end > len(self.counts):
-            grow = max(end, 2 * len(self.counts))
-            self.sums = np.concatenate(
-                [self.sums, np.zeros((grow - len(self.sums), self.sums.shape[1]))]
-            )
-            self.counts = np.concatenate([self.counts, np.zeros(grow - len(self.counts))])
-        self.sums[first:end] += values
+            grow = max(end, 2 * len(self.counts)) - len(self.counts)
+            fill = np.inf if self.combine == "min" else 0.0
+            more = np.full((grow, self.values.shape[1]), fill)
+            self.values = np.concatenate([self.values, more])
+            self.counts = np.concatenate([self.counts, np.zeros(grow)])
+        if self.combine == "min":
+            np.minimum(self.values[first:end], values, out=self.values[first:end])
+        else:
+            self.values[first:end] += values
         self.counts[first:end] += 1
 
-    def means(self, n_steps: int) -> np.ndarray:
-        sums, counts = self.sums[:n_steps], self.counts[:n_steps]
-        out = np.zeros((n_steps, self.sums.shape[1]), np.float32)
-        out[: len(sums)] = sums / np.maximum(counts, 1)[:, None]
+    def result(self, n_steps: int) -> np.ndarray:
+        values, counts = self.values[:n_steps], self.counts[:n_steps]
+        out = np.zeros((n_steps, self.values.shape[1]), np.float32)
+        covered = counts > 0
+        if self.combine == "min":
+            out[: len(values)][covered] = values[covered]
+        else:
+            out[: len(values)] = values / np.maximum(counts, 1)[:, None]
         return out
 
 
@@ -194,11 +218,13 @@ class _Windows:
     flush with its end (as `fat predict` covers a clip), each window's probabilities spread
     over the time steps (of `step` frames) it covers and averaged per step."""
 
-    def __init__(self, trained: TrainedModel, inputs: ModelInput, hop: int, batch: int):
+    def __init__(
+        self, trained: TrainedModel, inputs: ModelInput, hop: int, batch: int, combine: str
+    ):
         self.model, self.inputs = trained.model, inputs
         self.crop, self.hop, self.batch = trained.experiment.crop_frames, hop, batch
         self.step = hop
-        self.grid = _Grid(len(trained.vocabulary))
+        self.grid = _Grid(len(trained.vocabulary), combine)
         self.buffer = np.zeros((0, trained.feature_config.n_mels), np.float32)  # frames, T-major
         self.base = 0  # absolute index of buffer[0]
         self.next = 0  # the next window's start
@@ -224,7 +250,7 @@ class _Windows:
         if not self.scored or (total > self.crop and self.next - self.hop != last):
             self._score([last])  # one window flush with the end (or the only one)
         # Centred frames sit at k * hop: the last one is at the recording's end, not past it.
-        return self.step, self.grid.means(max(1, -(-(total - 1) // self.step)))
+        return self.step, self.grid.result(max(1, -(-(total - 1) // self.step)))
 
     def _score(self, starts: list[int]) -> None:
         for lo in range(0, len(starts), self.batch):
@@ -261,8 +287,10 @@ class _SharedWindows(_Windows):
     starts, the hop, the context and the buffer's start are all multiples of the network's
     stride, so each window is a whole run of the time map's steps."""
 
-    def __init__(self, trained: TrainedModel, inputs: ModelInput, hop: int, batch: int):
-        super().__init__(trained, inputs, hop, batch)
+    def __init__(
+        self, trained: TrainedModel, inputs: ModelInput, hop: int, batch: int, combine: str
+    ):
+        super().__init__(trained, inputs, hop, batch, combine)
         self.stride = self.model.time_stride
         self.context = CONTEXT_STRIDES * self.stride
 
@@ -301,8 +329,10 @@ class _FrameOutputs(_Windows):
     probabilities at the network's rate, placed at their times and averaged where windows
     overlap. Time steps are the network's frames."""
 
-    def __init__(self, trained: TrainedModel, inputs: ModelInput, hop: int, batch: int):
-        super().__init__(trained, inputs, hop, batch)
+    def __init__(
+        self, trained: TrainedModel, inputs: ModelInput, hop: int, batch: int, combine: str
+    ):
+        super().__init__(trained, inputs, hop, batch, combine)
         probe = torch.zeros(1, trained.feature_config.n_mels, self.crop)
         with torch.no_grad():
             out_frames = self.model.forward_frames(probe)[1].shape[1]

@@ -26,16 +26,18 @@ class PredictConfig(Settings):
         problems = []
         if not 0 <= self.overlap < 1:
             problems.append(f"overlap must be in [0, 1), got {self.overlap}")
-        if self.batch_size < 1:
-            problems.append("batch_size must be >= 1")
-        try:
-            checkpoint_kind(self.checkpoint)
-        except FatError as e:
-            problems.append(str(e))
-        reason = check_device_name(self.device)
-        if reason:
-            problems.append(reason)
-        return problems
+        return problems + applying_problems(self.batch_size, self.checkpoint, self.device)
+
+
+def applying_problems(batch_size: int, checkpoint: str, device: str) -> list[str]:
+    """What is wrong with the settings every way of applying a run shares."""
+    problems = [] if batch_size >= 1 else ["batch_size must be >= 1"]
+    try:
+        checkpoint_kind(checkpoint)
+    except FatError as e:
+        problems.append(str(e))
+    reason = check_device_name(device)
+    return problems + ([reason] if reason else [])
 
 
 METHODS = ("auto", "shared", "windows", "frames")  # fat.predict.detect's scorers
@@ -57,21 +59,24 @@ class DetectConfig(Settings):
         "outputs: the GCNN), or auto.",
         choices=METHODS,
     )
+    combine: str = setting(
+        "auto",
+        "How the windows covering a time step combine: min (the step is the class's only where "
+        "every window around it says so: sharp onsets and offsets from models that pool over "
+        "a window), mean (as fat predict averages a clip's windows: smoother, but events "
+        "widen by about half a window at each end), or auto: min for windows longer than "
+        "0.4 s, else mean (and for frame outputs).",
+        choices=("auto", "min", "mean"),
+    )
     block_seconds: float = setting(
         60.0, "Audio decoded and featurized at a time: memory follows it, not the file's length."
     )
     checkpoint: str = setting("best", CHECKPOINT_HELP)
     batch_size: int = setting(64, "Windows per forward pass (windows and frames methods).")
-    device: str = setting("auto", "Where the model runs: auto, cpu, cuda or cuda:N.")
+    device: str = setting("auto", f"Where the model runs: {DEVICE_HELP}")
 
     def problems(self) -> list[str]:
         problems = []
         if not 0 < self.hop_seconds <= 60 or not 1 <= self.block_seconds <= 3600:
             problems.append("need 0 < hop_seconds <= 60 and 1 <= block_seconds <= 3600")
-        if self.batch_size < 1:
-            problems.append("batch_size must be >= 1")
-        try:
-            checkpoint_kind(self.checkpoint)
-        except FatError as e:
-            problems.append(str(e))
-        return problems
+        return problems + applying_problems(self.batch_size, self.checkpoint, self.device)

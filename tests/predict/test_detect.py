@@ -183,3 +183,18 @@ def test_a_model_with_frame_outputs_gives_them_at_its_own_rate(trained_gcnn, tra
     cnn = load_trained_model(trained_cnn)
     with pytest.raises(FatError, match="has no frame outputs"):
         detect_file(cnn, path, DetectConfig(method="frames"))
+
+
+def test_how_overlapping_windows_combine_into_a_step():
+    from fat.predict.detect import _Grid, combine_rule
+
+    for combine, expected in (("mean", [0.9, 0.5, 0.1]), ("min", [0.9, 0.1, 0.1])):
+        grid = _Grid(1, combine)
+        grid.add(0, np.array([[0.9], [0.9]]))  # a window that hears the sound, over steps 0-1
+        grid.add(1, np.array([[0.1], [0.1]]))  # one that does not, over steps 1-2
+        np.testing.assert_allclose(grid.result(3)[:, 0], expected)
+    auto = DetectConfig()
+    assert combine_rule(auto, "shared", 1.0) == "min"  # long windows: min keeps onsets sharp
+    assert combine_rule(auto, "windows", 0.3) == "mean"
+    assert combine_rule(auto, "frames", 1.0) == "mean"
+    assert combine_rule(DetectConfig(combine="mean"), "shared", 1.0) == "mean"
