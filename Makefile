@@ -43,7 +43,7 @@ lock: $(STAMP)
 	{ echo "# Exact versions that make, CI and the benchmarks install; pyproject.toml holds the"; \
 	  echo "# ranges. Written by make lock from a tested .venv. torch is the CPU wheel here"; \
 	  echo "# (2.13.0+cpu satisfies ==2.13.0); an unpinned torch could pull a multi-GB CUDA build."; \
-	  $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt
+	  $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' | sed 's/+cpu$$//'; } > constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -38,7 +38,9 @@ def test_dependencies_are_ranges_whose_tested_versions_are_pinned():
     extras = [r for group in PROJECT["optional-dependencies"].values() for r in group]
     for text in PROJECT["dependencies"] + extras:
         req = Requirement(text)
-        assert all(s.operator == ">=" for s in req.specifier), f"{text}: a range, not a pin"
+        # A floor, and at most a cap below a known break (setuptools 81 dropped pkg_resources).
+        operators = {s.operator for s in req.specifier}
+        assert ">=" in operators and operators <= {">=", "<"}, f"{text}: a range, not a pin"
         name = req.name.lower()
         assert name in pinned, f"{name}: no exact version in constraints.txt"
         assert req.specifier.contains(pinned[name], prereleases=True), (text, pinned[name])
