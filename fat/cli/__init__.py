@@ -7,6 +7,7 @@ import click
 
 from fat import __version__
 from fat.core.errors import FatError
+from fat.core.files import DISK_FULL
 
 
 class FatGroup(click.Group):
@@ -17,7 +18,17 @@ class FatGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FatError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo("error: " + " ".join(str(e).split()), err=True)  # one line, always
+            sys.exit(1)
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            where = f" ({e.filename})" if e.filename else ""
+            click.echo(
+                f"error: the disk is full{where}: {e.strerror}; free space and run the command "
+                "again (what was written before is intact)",
+                err=True,
+            )
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo(

@@ -15,6 +15,14 @@ from fat.runs.directory import CHECKPOINT_HELP
 RUN = click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
 STORE = store_option("Default: the run's store.")
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+MAX_SECONDS = click.option(
+    "--max-seconds",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Longest audio file taken, by its header; longer ones are skipped with a line "
+    "(`fat detect` scores files of any length).",
+)
 
 
 def predict_settings(kw: dict) -> PredictConfig:
@@ -107,8 +115,9 @@ def evaluate(run, store, split, out, worst, quiet, **kw) -> None:
     help="EMB.npy: (n_clips, D) float32; the clip ids go to EMB.ids.txt, one per line.",
 )
 @QUIET
+@MAX_SECONDS
 @settings_options(PredictConfig)
-def embed(run, audio, store, split, out, quiet, **kw) -> None:
+def embed(run, audio, store, split, out, quiet, max_seconds, **kw) -> None:
     """Clip-level embeddings (the layer before the classifier) of every clip of a split, or
     of the AUDIO files and folders given (featurized as `fat tag` does), for downstream use:
     averaged over the same sliding windows `fat predict` scores."""
@@ -122,7 +131,7 @@ def embed(run, audio, store, split, out, quiet, **kw) -> None:
     if audio:
         if store is not None:
             raise FatError("give AUDIO files or --store, not both")
-        vectors, files, skipped = embed_files(run, list(audio), cfg, progress=not quiet)
+        vectors, files, skipped = embed_files(run, list(audio), cfg, not quiet, max_seconds)
         for path, reason in skipped:
             click.echo(f"skipped {path}: {reason}", err=True)
         ids, what = [str(p) for p in files], "audio files"
@@ -152,8 +161,9 @@ def embed(run, audio, store, split, out, quiet, **kw) -> None:
     help="Folder for one PNG per file: log-mel, frame-level timeline (frame models), scores.",
 )
 @QUIET
+@MAX_SECONDS
 @settings_options(PredictConfig)
-def tag(run, audio, top_k, threshold, fmt, frames, quiet, **kw) -> None:
+def tag(run, audio, top_k, threshold, fmt, frames, quiet, max_seconds, **kw) -> None:
     """Tag audio files (WAV, FLAC, OGG, MP3, AIFF, ...; folders are searched) with RUN, no
     store needed: each file featurized with the run's feature config and scored with the same
     sliding windows and TTA as `fat predict`. A file that cannot be read is skipped with a
@@ -161,7 +171,7 @@ def tag(run, audio, top_k, threshold, fmt, frames, quiet, **kw) -> None:
     from fat.predict.tagging import tag_files
 
     cfg = predict_settings(kw)
-    result = tag_files(run, list(audio), cfg, frames=frames is not None, progress=not quiet)
+    result = tag_files(run, list(audio), cfg, frames is not None, not quiet, max_seconds)
     for path, reason in result.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     tops = result.top(top_k, threshold)

@@ -1,5 +1,6 @@
 """Feature settings, saved with every store split so a number can be traced to how it was made."""
 
+import contextlib
 from dataclasses import dataclass
 
 from fat.core.settings import Settings, setting
@@ -18,22 +19,39 @@ class LogMelConfig(Settings):
 
     KIND = "feature config"
 
-    sample_rate: int = setting(44100, "Sample rate (Hz) every clip is resampled to.")
-    n_fft: int = setting(2560, "FFT size in samples.")
-    win_length: int | None = setting(None, "Analysis window length in samples.", derived="n_fft")
+    # 1 kHz (telephone and below) to 384 kHz (the highest rate audio interfaces record).
+    sample_rate: int = setting(
+        44100, "Sample rate (Hz) every clip is resampled to.", low=1000, high=384000
+    )
+    n_fft: int = setting(2560, "FFT size in samples.", low=16, high=2**16)
+    win_length: int | None = setting(
+        None, "Analysis window length in samples.", low=1, high=2**16, derived="n_fft"
+    )
     hop_length: int = setting(
-        347, "Samples between frames (~127 frames/s at 44.1 kHz).", flag="--hop"
+        347,
+        "Samples between frames (~127 frames/s at 44.1 kHz); at most n_fft.",
+        low=1,
+        high=2**16,
+        flag="--hop",
     )
     window: str = setting("hann", "Analysis window (a periodic Hann).", choices=("hann",))
-    n_mels: int = setting(128, "Mel bands.")
-    fmin: float = setting(20.0, "Lowest mel filter edge (Hz).")
-    fmax: float | None = setting(None, "Highest mel filter edge (Hz).", derived="sample_rate / 2")
-    power: float = setting(2.0, "Exponent of the magnitude spectrum (2: power).")
+    n_mels: int = setting(128, "Mel bands.", low=1, high=1024)  # 8x the usual 128
+    fmin: float = setting(20.0, "Lowest mel filter edge (Hz).", low=0.0, high=192000.0)
+    fmax: float | None = setting(
+        None,
+        "Highest mel filter edge (Hz).",
+        above=0.0,
+        high=192000.0,  # half the highest sample rate
+        derived="sample_rate / 2",
+    )
+    power: float = setting(
+        2.0, "Exponent of the magnitude spectrum (2: power).", above=0.0, high=4.0
+    )
     mel_scale: str = setting("slaney", "Mel formula and filter normalisation.", choices=("slaney",))
     log_scale: str = setting(
         "db", "10 * log10(max(S, amin)), ref 1.0, no top_db clipping.", choices=("db",)
     )
-    amin: float = setting(1e-10, "Floor of the mel power before the log.")
+    amin: float = setting(1e-10, "Floor of the mel power before the log.", above=0.0, high=1.0)
     center: bool = setting(True, "Centre frames on their sample (padding at both ends).")
     pad_mode: str = setting(
         "constant",
@@ -45,6 +63,8 @@ class LogMelConfig(Settings):
         2560,
         "Shorter clips are zero-padded at the end to this many samples, so every stored clip "
         "has at least 1 + n_fft // hop_length frames.",
+        low=0,
+        high=10**7,  # 3.8 min at 44.1 kHz: a short clip's padding, 40 MB as float32
     )
     dtype: str = setting("float16", "Stored value type.", choices=("float16", "float32"))
 
@@ -54,13 +74,15 @@ class LogMelConfig(Settings):
         if self.win_length is None:
             object.__setattr__(self, "win_length", self.n_fft)
         if self.fmax is None and isinstance(self.sample_rate, int):
-            object.__setattr__(self, "fmax", self.sample_rate / 2)
+            # Past float's range the quotient overflows: the range check then refuses sample_rate.
+            with contextlib.suppress(OverflowError):
+                object.__setattr__(self, "fmax", self.sample_rate / 2)
         super().__post_init__()
 
     def problems(self) -> list[str]:
         problems = []
-        if self.sample_rate <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
-            problems.append("sample_rate, hop_length and n_mels must be positive")
+        if self.hop_length > self.n_fft:  # frames would skip samples between them
+            problems.append(f"hop_length {self.hop_length} must be at most n_fft={self.n_fft}")
         if not 0 < self.win_length <= self.n_fft:
             problems.append(f"win_length {self.win_length} must be in (0, n_fft={self.n_fft}]")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:

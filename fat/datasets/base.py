@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fat.core.audio_files import is_audio_file
+from fat.core.audio_files import is_audio_file, not_a_file
 from fat.core.errors import FatError
 from fat.core.ids import check_clip_id
 
@@ -101,9 +101,8 @@ def checked_entry(
             reason = f"label {unknown[0]!r} is not in the vocabulary"
         elif split.labelled and not clip.labels:
             reason = "no label"
-        elif not clip.path.is_file():
-            missing = not clip.path.exists()
-            reason = f"audio file {clip.path} " + ("not found" if missing else "is not a file")
+        elif (why := not_a_file(clip.path)) is not None:
+            reason = f"audio file {clip.path}: {why}"
     if reason is not None:
         split.issues.append(Issue(file, line, clip.clip_id, reason))
         return

@@ -5,7 +5,6 @@ clip in a dataset of thousands reads as a message, not a traceback.
 """
 
 import math
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from fat.core.audio_files import not_a_file
 from fat.core.errors import FatError
 
 
@@ -136,14 +136,10 @@ def _wav_layout(path: Path, size: int) -> WavLayout | None:
 
 def _check_file(path: Path) -> WavLayout | None:
     """FatError for a missing, unreadable, empty or cut-short file; its WAV layout if any."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise _error(path, "file not found") from None
-    except OSError as e:
-        raise _error(path, f"cannot access: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise _error(path, "not a regular file")
+    reason = not_a_file(path)
+    if reason:
+        raise _error(path, reason)
+    st = path.stat()
     if st.st_size == 0:
         raise _error(path, "empty file (0 bytes)")
     try:

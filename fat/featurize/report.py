@@ -2,6 +2,7 @@
 progress bar, and the errors CSV beside the store that lists every skipped clip."""
 
 import csv
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,5 +106,18 @@ def write_errors(path: Path, skipped: list[Issue]) -> Path | None:
         writer = csv.writer(f)
         writer.writerow(["file", "line", "clip_id", "reason"])
         for s in skipped:
-            writer.writerow([s.file, s.line or "", s.clip_id, s.reason])
+            writer.writerow(
+                [safe_cell(s.file), s.line or "", safe_cell(s.clip_id), safe_cell(s.reason)]
+            )
     return path
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def safe_cell(text: str) -> str:
+    """A cell a spreadsheet shows as text: control characters (NUL, ...) written as \\xNN,
+    and a leading =, +, -, @ or tab quoted with ' so that no name from a file or a CSV row
+    runs as a formula when the errors CSV is opened."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from fat.core.device import check_device_name
 from fat.core.errors import FatError
 from fat.core.ids import parse_shard
-from fat.core.settings import Settings, setting
+from fat.core.settings import MAX_WORKERS, MAX_WORKERS_HELP, Settings, setting
 from fat.store.layout import COMPRESSIONS
 
 
@@ -16,7 +16,9 @@ class FeaturizeOptions(Settings):
     workers: int | None = setting(
         None,
         "Workers decoding and computing: threads, or spawned processes past 4 "
-        "(where threads stop scaling).",
+        f"(where threads stop scaling). {MAX_WORKERS_HELP}",
+        low=1,
+        high=MAX_WORKERS,
         derived="all cores",
         short="-j",
     )
@@ -38,9 +40,16 @@ class FeaturizeOptions(Settings):
         600.0,
         "Longest clip decoded, by what its header says; longer files (or headers claiming "
         "absurd rates) are skipped with a reason before any decoding.",
+        above=0.0,
+        # 2 h: a clip is decoded whole, up to ~4 GB per worker; longer recordings are for
+        # `fat detect`, which streams them.
+        high=7200.0,
     )
     commit_every: int = setting(
-        256, "Clips per commit (or every 5 s): what a kill can lose and a rerun redoes."
+        256,
+        "Clips per commit (or every 5 s): what a kill can lose and a rerun redoes.",
+        low=1,
+        high=100_000,
     )
     overwrite: bool = setting(False, "Recompute the split from scratch.")
     strict: bool = setting(False, "Exit 1 if any clip or CSV row is skipped.")
@@ -56,10 +65,6 @@ class FeaturizeOptions(Settings):
         reason = check_device_name(self.device)
         if reason:
             problems.append(reason)
-        if (self.workers is not None and self.workers < 1) or self.commit_every < 1:
-            problems.append("need workers >= 1 and commit_every >= 1")
-        if self.max_seconds <= 0:
-            problems.append("max_seconds must be > 0")
         if self.shard:
             try:
                 parse_shard(self.shard)

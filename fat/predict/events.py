@@ -227,6 +227,8 @@ class EventRule(Settings):
     threshold: float = setting(
         0.5,
         "A class is active where its (filtered) score exceeds this.",
+        low=0.0,
+        high=1.0,
         section=SECTION,
     )
     thresholds_file: str = setting(
@@ -239,6 +241,8 @@ class EventRule(Settings):
         None,
         "Hysteresis: an event starts where the score exceeds the threshold and lasts while "
         "it stays above this.",
+        low=0.0,
+        high=1.0,
         derived="none, one threshold",
         section=SECTION,
     )
@@ -246,29 +250,30 @@ class EventRule(Settings):
         0.0,
         "Median filter over time per class, its width in seconds (rounded to an odd number "
         "of frames); 0: none.",
+        low=0.0,
+        high=60.0,  # its cost grows with its width; SED filters are under a second or two
         section=SECTION,
     )
     min_duration_s: float = setting(
-        0.0, "Events shorter than this (in seconds) are dropped.", section=SECTION
+        0.0,
+        "Events shorter than this (in seconds) are dropped.",
+        low=0.0,
+        high=86400.0,  # a day: longer than any recording scored at once
+        section=SECTION,
     )
     min_gap_s: float = setting(
         0.0,
         "Two events of a class less than this many seconds apart become one.",
+        low=0.0,
+        high=86400.0,
         section=SECTION,
     )
 
     def problems(self) -> list[str]:
-        problems = []
-        if not 0 <= self.threshold <= 1:
-            problems.append(f"threshold must be in [0, 1], got {self.threshold}")
         low = self.hysteresis_low
-        if low is not None and not 0 <= low <= self.threshold:
-            problems.append(f"hysteresis_low must be in [0, threshold], got {low}")
-        for name in ("median_filter_s", "min_duration_s", "min_gap_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                problems.append(f"{name} must be >= 0 seconds, got {value}")
-        return problems
+        if low is not None and low > self.threshold:
+            return [f"hysteresis_low must be in [0, threshold], got {low}"]
+        return []
 
 
 class Event(NamedTuple):

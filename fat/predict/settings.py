@@ -18,20 +18,17 @@ class PredictConfig(Settings):
     tta: str = setting(
         "mean", "How a clip's sliding windows are combined.", choices=("mean", "max")
     )
-    overlap: float = setting(0.5, "Overlap of consecutive windows, in [0, 1).")
-    batch_size: int = setting(64, "Windows per forward pass.")
+    overlap: float = setting(0.5, "Overlap of consecutive windows.", low=0.0, below=1.0)
+    batch_size: int = setting(64, "Windows per forward pass.", low=1, high=65536)
     device: str = setting("auto", f"Where the model runs: {DEVICE_HELP}")
 
     def problems(self) -> list[str]:
-        problems = []
-        if not 0 <= self.overlap < 1:
-            problems.append(f"overlap must be in [0, 1), got {self.overlap}")
-        return problems + applying_problems(self.batch_size, self.checkpoint, self.device)
+        return applying_problems(self.checkpoint, self.device)
 
 
-def applying_problems(batch_size: int, checkpoint: str, device: str) -> list[str]:
+def applying_problems(checkpoint: str, device: str) -> list[str]:
     """What is wrong with the settings every way of applying a run shares."""
-    problems = [] if batch_size >= 1 else ["batch_size must be >= 1"]
+    problems = []
     try:
         checkpoint_kind(checkpoint)
     except FatError as e:
@@ -50,7 +47,10 @@ class DetectConfig(Settings):
     KIND = "detection settings"
 
     hop_seconds: float = setting(
-        0.25, "Time between window starts: the resolution of the scores over time."
+        0.25,
+        "Time between window starts: the resolution of the scores over time.",
+        above=0.0,
+        high=60.0,
     )
     method: str = setting(
         "auto",
@@ -69,14 +69,16 @@ class DetectConfig(Settings):
         choices=("auto", "min", "mean"),
     )
     block_seconds: float = setting(
-        60.0, "Audio decoded and featurized at a time: memory follows it, not the file's length."
+        60.0,
+        "Audio decoded and featurized at a time: memory follows it, not the file's length.",
+        low=1.0,
+        high=3600.0,
     )
     checkpoint: str = setting("best", CHECKPOINT_HELP)
-    batch_size: int = setting(64, "Windows per forward pass (windows and frames methods).")
+    batch_size: int = setting(
+        64, "Windows per forward pass (windows and frames methods).", low=1, high=65536
+    )
     device: str = setting("auto", f"Where the model runs: {DEVICE_HELP}")
 
     def problems(self) -> list[str]:
-        problems = []
-        if not 0 < self.hop_seconds <= 60 or not 1 <= self.block_seconds <= 3600:
-            problems.append("need 0 < hop_seconds <= 60 and 1 <= block_seconds <= 3600")
-        return problems + applying_problems(self.batch_size, self.checkpoint, self.device)
+        return applying_problems(self.checkpoint, self.device)

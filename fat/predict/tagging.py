@@ -16,6 +16,7 @@ import numpy as np
 from fat.core.audio_files import audio_files_under, suffix_list
 from fat.core.errors import FatError
 from fat.core.progress import progress_bar
+from fat.featurize.audio import AudioLimits
 from fat.featurize.run import ClipFeaturizer
 from fat.predict.scoring import embed_split, predict_frames, predict_split
 from fat.predict.settings import PredictConfig
@@ -60,13 +61,13 @@ def audio_files(paths: list[Path]) -> list[Path]:
 
 @contextmanager
 def featurized_files(
-    trained: TrainedModel, paths: list[Path], progress: bool = False
+    trained: TrainedModel, paths: list[Path], progress: bool = False, max_seconds: float = 600.0
 ) -> Iterator[tuple[Split | None, list[Path], list[tuple[Path, str]]]]:
     """(split, files, skipped): the audio files under `paths` featurized with the run's own
     feature config into a temporary store (None when no file could be read), the files in
     its clip order, and each file skipped with its reason."""
     files, skipped = [], []
-    featurize = ClipFeaturizer(trained.feature_config)
+    featurize = ClipFeaturizer(trained.feature_config, limits=AudioLimits(max_seconds=max_seconds))
     no_labels = np.zeros(len(trained.vocabulary), np.uint8)
     with tempfile.TemporaryDirectory(prefix="fat-tag-") as tmp:
         store_path = Path(tmp) / "tag.zarr"
@@ -94,11 +95,15 @@ def tag_files(
     cfg: PredictConfig | None = None,
     frames: bool = False,
     progress: bool = False,
+    max_seconds: float = 600.0,
 ) -> TagResult:
+    """Every audio file under `paths` scored with the run as `fat predict` scores a clip;
+    files longer than `max_seconds` (by their header) are skipped with the reason."""
     cfg = cfg or PredictConfig()
     trained = load_trained_model(run, cfg.checkpoint)
     result = TagResult(trained.vocabulary)
-    with featurized_files(trained, paths, progress) as (split, result.files, result.skipped):
+    files = featurized_files(trained, paths, progress, max_seconds)
+    with files as (split, result.files, result.skipped):
         if split is None:
             return result
         result.probs = predict_split(trained, split, cfg, progress=progress)
@@ -109,13 +114,17 @@ def tag_files(
 
 
 def embed_files(
-    run: Path | str, paths: list[Path], cfg: PredictConfig | None = None, progress: bool = False
+    run: Path | str,
+    paths: list[Path],
+    cfg: PredictConfig | None = None,
+    progress: bool = False,
+    max_seconds: float = 600.0,
 ) -> tuple[np.ndarray, list[Path], list[tuple[Path, str]]]:
     """(embeddings (n, D), the files embedded, the files skipped with their reason): what
     `embed_split` gives for a store, for audio files, featurized as `tag_files` does."""
     cfg = cfg or PredictConfig()
     trained = load_trained_model(run, cfg.checkpoint)
-    with featurized_files(trained, paths, progress) as (split, files, skipped):
+    with featurized_files(trained, paths, progress, max_seconds) as (split, files, skipped):
         if split is None:
             raise FatError(
                 "no audio file could be read: " + "; ".join(f"{p}: {r}" for p, r in skipped)

@@ -5,6 +5,7 @@ run code: only tensors, numbers, strings, lists and dicts go in. Every checkpoin
 run's identity: its experiment settings, feature settings, vocabulary and normalisation.
 """
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,12 @@ FORMAT = 2  # 2: "experiment" apart from the run options (1 held both as "config
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Written beside `path`, fsynced, then renamed over it: a kill or a power cut during the
     save leaves the previous checkpoint of that name whole."""
+    # Serialised in memory first: torch's writer turns a failed file write (a full disk) into
+    # "unexpected pos"; a plain write keeps the OSError for atomic_write to report.
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)
     with atomic_write(path, "wb") as f:
-        torch.save({"format": FORMAT, **state}, f)
+        f.write(buffer.getbuffer())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -37,6 +42,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise FatError(f"{path}: not a fat checkpoint of format {FORMAT}")
     return state
+
+
+def saved_experiment(state: dict[str, Any], path: Path) -> ExperimentConfig:
+    """The experiment a checkpoint carries, checked like any settings; FatError naming the
+    checkpoint when they are not acceptable (a crafted or damaged file)."""
+    try:
+        return ExperimentConfig.from_dict(state["experiment"])
+    except FatError as e:
+        raise FatError(f"{path}: {e}") from None
 
 
 def run_identity(
@@ -104,8 +118,11 @@ def load_trained_model(run_dir: Path | str, kind: str = "best") -> TrainedModel:
     if not path.exists():
         raise FatError(f"{path}: {MISSING.get(kind.rstrip('0123456789'), 'no such checkpoint')}")
     state = load_checkpoint(path)
-    experiment = ExperimentConfig.from_dict(state["experiment"])
-    feature_config = LogMelConfig.from_dict(state["feature_config"])
+    experiment = saved_experiment(state, path)
+    try:  # the settings a checkpoint carries pass the same checks as any others
+        feature_config = LogMelConfig.from_dict(state["feature_config"])
+    except FatError as e:
+        raise FatError(f"{path}: {e}") from None
     vocabulary = tuple(state["vocabulary"])
     single_label = bool(state.get("single_label", False))  # older checkpoints: sigmoid
     model = build_model(experiment, feature_config.n_mels, len(vocabulary), single_label)

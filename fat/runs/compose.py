@@ -8,7 +8,7 @@ from typing import Any
 
 from fat.core.errors import FatError
 from fat.core.settings import read_settings_file
-from fat.runs.checkpoint import load_checkpoint
+from fat.runs.checkpoint import load_checkpoint, saved_experiment
 from fat.runs.directory import RunDirectory, absolute_store
 from fat.runs.recipes import load_recipe
 from fat.runs.settings import ExperimentConfig, RunOptions, run_settings
@@ -67,8 +67,10 @@ def resume_settings(
             f"--resume: {run.path} has no checkpoint yet (it stopped before its first epoch "
             "ended): start it again without --resume"
         )
-    saved = load_checkpoint(run.checkpoint("last"))["experiment"]
-    experiment = continued_experiment(saved, experiment_changes or {}, "--resume")
+    last = run.checkpoint("last")
+    saved = saved_experiment(load_checkpoint(last), last)
+    experiment = saved.replace(**(experiment_changes or {}))
+    saved.check_resumable_as(experiment, "--resume")
     _, options = run.read_settings()
     changes = dict(option_changes or {})
     if "store" not in changes:

@@ -16,7 +16,16 @@ from typing import Any
 
 from fat.core.errors import FatError
 from fat.core.files import atomic_write
-from fat.runs.directory import EVAL, RunDirectory, locate_store, read_json, relative_to, write_json
+from fat.core.lock import ExclusiveLock
+from fat.runs.directory import (
+    EVAL,
+    LOCK,
+    RunDirectory,
+    locate_store,
+    read_json,
+    relative_to,
+    write_json,
+)
 
 CV_SETTINGS = "cv.json"
 OOF = "oof.csv"
@@ -59,6 +68,11 @@ class CVDirectory:
         settings = self.read_settings()
         saved = str(settings.get("options", {}).get("store", ""))
         return locate_store(saved, self.path, settings.get("store_from_cv"), f"cv {self.path}")
+
+    def lock(self) -> ExclusiveLock:
+        """Held by the process running this cross-validation, before it writes anything."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return ExclusiveLock(self.path / LOCK, self.path, "running this cross-validation")
 
     def eval_dir(self, split: str) -> Path:
         return self.path / EVAL / split

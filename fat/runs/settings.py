@@ -11,7 +11,7 @@ from typing import Any
 
 from fat.core.device import DEVICE_HELP, check_device_name
 from fat.core.errors import FatError
-from fat.core.settings import Settings, setting
+from fat.core.settings import MAX_WORKERS, MAX_WORKERS_HELP, Range, Settings, setting
 
 SCHEDULES = ("constant", "cyclic", "onecycle", "cosine", "cosine-restarts")
 MIXERS = ("mixup", "concat", "specmix")  # each a function in train/augment.py's MIXER_FUNCTIONS
@@ -25,6 +25,15 @@ RUN_AND_MACHINE = "Run and machine"
 SECTIONS = (DATA, MODEL, OPTIMISATION, AUGMENTATION, NOISY_LABELS, RUN_AND_MACHINE)
 LOSSES = ("auto", "bce", "softmax")
 SELECT_BY = ("auto", "lwlrap", "map", "micro_ap", "auc", "d_prime", "accuracy")  # core.metrics
+# Crops an epoch may plan: its plan keeps 24 bytes a crop (two epochs cached), so 10**7 is
+# ~0.5 GB, five passes over AudioSet's 2M clips.
+MAX_EPOCH_CROPS = 10**7
+# Frames of one batch (batch_size x crop_frames): 4 GiB of float16 crops at 128 mels, 16 times
+# the largest batches trained on (1024 crops of 1000 frames).
+MAX_BATCH_FRAMES = 2**24
+# Every number among model_kwargs: they count channels, units, blocks or kernel taps, or are
+# dropouts and loss weights; 4096 is 8 times the widest default (512 channels).
+MODEL_SETTING_RANGE = Range(0, 4096)
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,10 @@ class ExperimentConfig(Settings):
         flag="--model-arg",
         section=MODEL,
     )
-    width: float = setting(1.0, "Channel multiplier of the model.", section=MODEL)
+    # 4: a CNN14 of 1.3 B parameters (they grow with its square), past any published tagger.
+    width: float = setting(
+        1.0, "Channel multiplier of the model.", above=0.0, high=4.0, section=MODEL
+    )
     train_splits: tuple[str, ...] = setting(
         ("curated",),
         "Store splits to train on, comma-separated, by the data set's own names (curated,noisy; "
@@ -56,6 +68,8 @@ class ExperimentConfig(Settings):
     val_fraction: float = setting(
         0.2,
         "Share of each training split held out for validation (stratified by class).",
+        low=0.0,
+        below=1.0,
         section=DATA,
     )
     val_split: str = setting(
@@ -65,13 +79,27 @@ class ExperimentConfig(Settings):
         section=DATA,
     )
     epochs: int = setting(
-        30, "Epochs to train; may grow when resuming.", resumable=True, section=OPTIMISATION
+        30,
+        "Epochs to train; may grow when resuming.",
+        low=1,
+        high=100_000,
+        resumable=True,
+        section=OPTIMISATION,
     )
     batch_size: int = setting(
-        32, "Crops per optimizer step (per process under DDP).", section=OPTIMISATION, short="-b"
+        32,
+        "Crops per optimizer step (per process under DDP).",
+        low=1,
+        high=65536,
+        section=OPTIMISATION,
+        short="-b",
     )
     crop_frames: int = setting(
-        128, "Frames per training crop (~1 s at the default hop).", section=DATA
+        128,
+        "Frames per training crop (~1 s at the default hop).",
+        low=8,  # the networks' pooling needs a few frames
+        high=100_000,  # 13 minutes at the default hop
+        section=DATA,
     )
     pad: str = setting(
         "wrap",
@@ -81,28 +109,40 @@ class ExperimentConfig(Settings):
         section=DATA,
     )
     optimizer: str = setting("adam", "Optimizer.", choices=("adam", "adamw"), section=OPTIMISATION)
-    lr: float = setting(1e-3, "Peak learning rate.", section=OPTIMISATION)
+    # Any finite float32: a huge rate is a mistake training reports (the loss diverges), not
+    # one that can take the machine down.
+    lr: float = setting(1e-3, "Peak learning rate.", above=0.0, high=3e38, section=OPTIMISATION)
     lr_min: float = setting(
-        1e-5, "Low end of the cyclic, cosine and onecycle schedules.", section=OPTIMISATION
+        1e-5,
+        "Low end of the cyclic, cosine and onecycle schedules.",
+        low=0.0,
+        high=3e38,
+        section=OPTIMISATION,
     )
     cycle_epochs: float = setting(
         4.0,
         "Cyclic and cosine-restarts schedules: epochs per cycle (whole epochs for restarts).",
+        above=0.0,
+        high=100_000.0,
         section=OPTIMISATION,
     )
-    weight_decay: float = setting(0.0, "Weight decay.", section=OPTIMISATION)
+    weight_decay: float = setting(0.0, "Weight decay.", low=0.0, high=10.0, section=OPTIMISATION)
     schedule: str = setting(
         "onecycle", "Learning-rate schedule.", choices=SCHEDULES, section=OPTIMISATION
     )
     mixup: float = setting(
         0.4,
         "Pairs of crops mixed, lam ~ Beta(alpha, alpha) with this alpha; 0 turns it off.",
+        low=0.0,
+        high=100.0,  # lam is ~0.5 long before this
         section=AUGMENTATION,
     )
     crop_scale: float = setting(
         1.0,
         "Random resized crops: each crop zoomed to a random window of at least this share of "
         "its frames and of its mels, stretched back; 1 = off.",
+        above=0.0,
+        high=1.0,
         section=AUGMENTATION,
     )
     mixer: str = setting(
@@ -113,25 +153,47 @@ class ExperimentConfig(Settings):
         choices=MIXERS,
         section=AUGMENTATION,
     )
-    time_masks: int = setting(2, "SpecAugment: time masks per crop.", section=AUGMENTATION)
-    time_mask_frames: int = setting(
-        16, "SpecAugment: widest time mask, in frames.", section=AUGMENTATION
+    time_masks: int = setting(
+        2, "SpecAugment: time masks per crop.", low=0, high=64, section=AUGMENTATION
     )
-    freq_masks: int = setting(2, "SpecAugment: mel-band masks per crop.", section=AUGMENTATION)
+    time_mask_frames: int = setting(
+        16,
+        "SpecAugment: widest time mask, in frames.",
+        low=0,
+        high=10_000,  # wider than any crop trained on masks all of it
+        section=AUGMENTATION,
+    )
+    freq_masks: int = setting(
+        2, "SpecAugment: mel-band masks per crop.", low=0, high=64, section=AUGMENTATION
+    )
     freq_mask_bins: int = setting(
-        8, "SpecAugment: widest mel mask, in bands.", section=AUGMENTATION
+        8,
+        "SpecAugment: widest mel mask, in bands.",
+        low=0,
+        high=1024,  # the most mel bands a store has
+        section=AUGMENTATION,
     )
     swa_start: int = setting(
-        0, "Epoch (1-based) from which SWA averages weights; 0 = off.", section=OPTIMISATION
+        0,
+        "Epoch (1-based) from which SWA averages weights; 0 = off.",
+        low=0,
+        high=100_000,
+        section=OPTIMISATION,
     )
     swa_lr: float = setting(
-        0.0, "Constant learning rate during SWA; 0 keeps the schedule's.", section=OPTIMISATION
+        0.0,
+        "Constant learning rate during SWA; 0 keeps the schedule's.",
+        low=0.0,
+        high=3e38,
+        section=OPTIMISATION,
     )
     ema: float = setting(
         0.0,
         "Exponential moving average of the weights (and batch-norm statistics), updated every "
         "step with this decay, e.g. 0.999; validated each epoch and saved as checkpoints/ema.pt "
         "like SWA; 0 = off.",
+        low=0.0,
+        below=1.0,
         section=OPTIMISATION,
     )
     loss: str = setting(
@@ -151,7 +213,11 @@ class ExperimentConfig(Settings):
         section=OPTIMISATION,
     )
     grad_clip: float = setting(
-        0.0, "Largest total gradient norm; 0 = no clipping.", section=OPTIMISATION
+        0.0,
+        "Largest total gradient norm; 0 = no clipping.",
+        low=0.0,
+        high=1e6,  # past any norm a training survives: only kept finite
+        section=OPTIMISATION,
     )
     sync_batchnorm: bool = setting(
         False,
@@ -161,14 +227,24 @@ class ExperimentConfig(Settings):
         section=RUN_AND_MACHINE,
     )
     seed: int = setting(
-        0, "Seed of the hold-out, the crops, the model and augmentation.", section=OPTIMISATION
+        0,
+        "Seed of the hold-out, the crops, the model and augmentation.",
+        low=0,
+        high=2**32 - 1,  # what numpy's and torch's seeds take
+        section=OPTIMISATION,
     )
     steps_per_epoch: int = setting(
-        0, "Optimizer steps per epoch; 0 = one pass over the clips.", section=OPTIMISATION
+        0,
+        "Optimizer steps per epoch; 0 = one pass over the clips.",
+        low=0,
+        high=10**7,
+        section=OPTIMISATION,
     )
     split_weights: dict[str, float] = setting(
         {},
         "Share of each split in a batch, e.g. curated=0.6,noisy=0.4 (default: by size).",
+        low=0.0,
+        high=1e6,  # only their ratios matter: the bound keeps them finite
         section=NOISY_LABELS,
     )
     sampler: str = setting(
@@ -191,7 +267,11 @@ class ExperimentConfig(Settings):
         section=NOISY_LABELS,
     )
     lsoft_beta: float = setting(
-        0.7, "Lsoft: weight of the given label against the model's.", section=NOISY_LABELS
+        0.7,
+        "Lsoft: weight of the given label against the model's.",
+        low=0.0,
+        high=1.0,
+        section=NOISY_LABELS,
     )
     noisy_clips: str = setting(
         "",
@@ -215,6 +295,8 @@ class ExperimentConfig(Settings):
     freeze_backbone_epochs: int = setting(
         0,
         "With --pretrained: the first epochs train only the classifier head.",
+        low=0,
+        high=100_000,
         section=MODEL,
     )
     folds_from: str = setting(
@@ -229,20 +311,16 @@ class ExperimentConfig(Settings):
         0,
         "Cross-validation: the first training split cut into this many stratified folds, "
         "the others train whole (`fat cv` sets it); 0 = a val_fraction hold-out.",
+        low=0,
+        high=1000,  # leave-one-out on a 1000-clip set at most: each fold is a run
         section=DATA,
     )
-    fold: int = setting(0, "With folds: which fold (0-based) validates.", section=DATA)
+    fold: int = setting(
+        0, "With folds: which fold (0-based) validates.", low=0, high=999, section=DATA
+    )
 
     def problems(self) -> list[str]:
-        problems = []
-        if self.epochs < 1 or self.batch_size < 1 or self.crop_frames < 8:
-            problems.append("need epochs >= 1, batch_size >= 1, crop_frames >= 8")
-        if not 0 <= self.val_fraction < 1:
-            problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.lr <= 0 or self.mixup < 0 or self.width <= 0:
-            problems.append("need lr > 0, mixup >= 0, width > 0")
-        if self.seed < 0 or self.steps_per_epoch < 0:
-            problems.append("need seed >= 0 and steps_per_epoch >= 0")
+        problems = batch_problems(self.batch_size, self.crop_frames, self.steps_per_epoch)
         if not self.train_splits or len(set(self.train_splits)) < len(self.train_splits):
             problems.append(f"train_splits must name distinct splits, got {self.train_splits}")
         if self.val_split in self.train_splits:
@@ -251,21 +329,15 @@ class ExperimentConfig(Settings):
             problems.append("give --val-split or folds, not both: each picks what validates")
         if self.loss == "softmax" and self.noisy_loss == "lsoft":
             problems.append("--noisy-loss lsoft is for multi-label bce; use --loss bce")
-        if self.folds == 1 or self.folds < 0 or not 0 <= self.fold < max(self.folds, 1):
+        if self.folds == 1 or not self.fold < max(self.folds, 1):
             problems.append(
                 f"need folds 0 or >= 2 and 0 <= fold < folds, got {self.folds}/{self.fold}"
             )
         restarts = self.schedule == "cosine-restarts"
         if restarts and (self.cycle_epochs < 1 or self.cycle_epochs != int(self.cycle_epochs)):
             problems.append(f"cosine-restarts needs whole cycle_epochs >= 1: {self.cycle_epochs}")
-        if not 0 < self.crop_scale <= 1:
-            problems.append(f"crop_scale must be in (0, 1], got {self.crop_scale}")
-        if not 0 <= self.ema < 1:
-            problems.append(f"ema must be in [0, 1), got {self.ema}")
-        if self.swa_start < 0 or self.swa_start > self.epochs:
+        if self.swa_start > self.epochs:
             problems.append(f"swa_start must be in 0..epochs, got {self.swa_start}")
-        if self.freeze_backbone_epochs < 0:
-            problems.append("freeze_backbone_epochs must be >= 0")
         if self.pretrained and self.init:
             problems.append("--pretrained and --init both initialise the model: give one")
         from fat.models import unknown_settings  # lazy: torch only once a run is configured
@@ -273,13 +345,12 @@ class ExperimentConfig(Settings):
         reason = unknown_settings(self.arch, self.model_kwargs)
         if reason:
             problems.append(reason)
+        problems += model_setting_problems(self.model_kwargs)
         if self.noisy_head and "noisy" not in self.train_splits:
             problems.append("noisy_head needs the noisy split in train_splits")
         unknown = set(self.split_weights) - set(self.train_splits)
-        if unknown or any(w < 0 for w in self.split_weights.values()):
-            problems.append(
-                f"split_weights must be >= 0 and name train splits: {self.split_weights}"
-            )
+        if unknown:
+            problems.append(f"split_weights must name train splits: {self.split_weights}")
         return problems
 
     def check_resumable_as(self, changed: "ExperimentConfig", what: str = "--resume") -> None:
@@ -297,6 +368,38 @@ class ExperimentConfig(Settings):
                 f"{what}: {', '.join(refused)} {verb} from the saved run "
                 f"(a continued run may change only {', '.join(resumable_settings())})"
             )
+
+
+def batch_problems(
+    batch_size: int, crop_frames: int, steps: int, steps_name: str = "steps_per_epoch"
+) -> list[str]:
+    """What is wrong with a batch's size and an epoch's (`steps` batches, a setting named
+    `steps_name`): each setting within its range may still multiply past what memory holds."""
+    problems = []
+    if batch_size * crop_frames > MAX_BATCH_FRAMES:
+        problems.append(
+            f"batch_size x crop_frames must be at most {MAX_BATCH_FRAMES} frames, got "
+            f"{batch_size} x {crop_frames}"
+        )
+    if steps * batch_size > MAX_EPOCH_CROPS:
+        problems.append(
+            f"{steps_name} x batch_size must be at most {MAX_EPOCH_CROPS} crops, got "
+            f"{steps} x {batch_size}"
+        )
+    return problems
+
+
+def model_setting_problems(model_kwargs: dict[str, Any]) -> list[str]:
+    """Numbers among a model's free-form settings outside `MODEL_SETTING_RANGE`, by name
+    (the network's size is bounded by width and these)."""
+    problems = []
+    for key, value in model_kwargs.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                reason = MODEL_SETTING_RANGE.refusal(f"model_kwargs {key}", item)
+                if reason:
+                    problems.append(reason)
+    return problems
 
 
 def resumable_settings() -> list[str]:
@@ -329,7 +432,9 @@ class RunOptions(Settings):
     )
     workers: int = setting(
         0,
-        "Loader worker processes (DALI parallel source / DataLoader workers).",
+        f"Loader worker processes (DALI parallel source / DataLoader workers). {MAX_WORKERS_HELP}",
+        low=0,
+        high=MAX_WORKERS,
         section=RUN_AND_MACHINE,
         short="-j",
     )
@@ -337,6 +442,8 @@ class RunOptions(Settings):
         None,
         "RAM for training splits: they go into RAM smallest first while they fit, the rest "
         "stream from disk.",
+        low=0.0,
+        high=1e6,  # a petabyte: past any machine's RAM, and finite, so its bytes are a number
         derived="available RAM minus 2 GiB, 1 GiB per loader worker and 10% (the model, "
         "workers and the system)",
         section=RUN_AND_MACHINE,
@@ -345,6 +452,8 @@ class RunOptions(Settings):
         20.0,
         "Disk for a local cache of the frame chunks streamed from a store on object storage "
         "(the run directory's chunk-cache/), so later epochs do not fetch them again; 0: none.",
+        low=0.0,
+        high=1e6,
         section=RUN_AND_MACHINE,
     )
     device: str = setting("auto", f"Training device: {DEVICE_HELP}", section=RUN_AND_MACHINE)
@@ -357,7 +466,11 @@ class RunOptions(Settings):
         section=RUN_AND_MACHINE,
     )
     log_every: int = setting(
-        10, "Optimizer steps between rows of steps.csv.", section=RUN_AND_MACHINE
+        10,
+        "Optimizer steps between rows of steps.csv.",
+        low=1,
+        high=10**7,  # the most steps an epoch may have
+        section=RUN_AND_MACHINE,
     )
     quiet: bool = setting(
         False, "No progress bars or per-epoch lines.", section=RUN_AND_MACHINE, short="-q"
@@ -368,11 +481,6 @@ class RunOptions(Settings):
         reason = check_device_name(self.device)
         if reason:
             problems.append(reason)
-        budget = self.memory_budget_gb
-        if self.log_every < 1 or self.workers < 0 or (budget is not None and budget < 0):
-            problems.append("need log_every >= 1, workers >= 0, memory_budget_gb >= 0")
-        if self.chunk_cache_gb < 0:
-            problems.append("need chunk_cache_gb >= 0")
         return problems
 
 

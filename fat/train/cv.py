@@ -20,6 +20,7 @@ from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import load_checkpoint, load_trained_model
 from fat.runs.compose import continued_experiment, saved_options
 from fat.runs.cv_directory import CVDirectory, is_cv_directory
+from fat.runs.directory import LOCK
 from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import open_store
 from fat.train.data import dataset_folds
@@ -72,7 +73,7 @@ def _start_or_continue(cv: CVDirectory, settings: dict) -> None:
         mine = settings["experiment"]
         changes = {k: v for k, v in mine.items() if saved.get("experiment", {}).get(k) != v}
         continued_experiment(saved.get("experiment", {}), changes, f"cv {cv.path}")
-    elif cv.path.exists() and any(cv.path.iterdir()):
+    elif cv.path.exists() and any(p.name != LOCK for p in cv.path.iterdir()):
         raise FatError(f"{cv.path} exists and is not a cross-validation directory; pick --out")
     cv.write_settings(settings)
 
@@ -105,6 +106,18 @@ def cross_validate(
     options = saved_options(options)
     predict = predict or PredictConfig()
     cv = CVDirectory(options.out)
+    with cv.lock():  # before anything is written: a second `fat cv --out X` is refused
+        return _run_folds(cv, experiment, options, folds, predict, stop_after_folds)
+
+
+def _run_folds(
+    cv: CVDirectory,
+    experiment: ExperimentConfig,
+    options: RunOptions,
+    folds: int,
+    predict: PredictConfig,
+    stop_after_folds: int | None,
+) -> CVSummary | None:
     _start_or_continue(cv, cv_settings(experiment, options, folds, predict))
     name = options.name or cv.path.name
     trained_here = 0

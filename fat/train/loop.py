@@ -41,6 +41,7 @@ from fat.runs.checkpoint import (
     load_trained_model,
     run_identity,
     save_checkpoint,
+    saved_experiment,
 )
 from fat.runs.compose import saved_options
 from fat.runs.directory import CHECKPOINTS, LOCK, SNAPSHOT, RunDirectory
@@ -70,9 +71,12 @@ class RunSummary:
     metric: str = "lwlrap"
 
     def line(self) -> str:
+        if math.isfinite(self.best_score):
+            best = f"best val {self.metric} {self.best_score:.4f} at epoch {self.best_epoch}"
+        else:  # nothing validated: best.pt follows the latest epoch
+            best = "no validation clips (best.pt is the last epoch's)"
         return (
-            f"run {self.out}: {plural(self.epochs_run, 'epoch')}, best val {self.metric} "
-            f"{self.best_score:.4f} at epoch {self.best_epoch}, "
+            f"run {self.out}: {plural(self.epochs_run, 'epoch')}, {best}, "
             f"{self.samples_per_s:.0f} samples/s, data wait {self.data_wait_frac:.1%}"
         )
 
@@ -559,7 +563,7 @@ def restore(
     """Model, optimizer, SWA and EMA averages and random state exactly as last.pt left them;
     refused under another number of processes than the run trained with."""
     state = load_checkpoint(run.checkpoint("last"))
-    ExperimentConfig.from_dict(state["experiment"]).check_resumable_as(experiment)
+    saved_experiment(state, run.checkpoint("last")).check_resumable_as(experiment)
     trained_as = int(state.get("world_size", 1))
     if trained_as != world:
         raise FatError(
