@@ -11,6 +11,7 @@ are `fat.runs.logs`'; reading it back for reports is `fat.runs.history`.
     val_per_class.csv    per epoch, subset and class: validation lwlrap and class weight
     noisy_clips.txt      the noisy clip ids the run trains on, when it was given a list
     noisy_targets.csv    the noisy clips' soft targets, when it was given them
+    teacher_<split>.csv  the teacher's targets for every clip of a training split (--teacher)
     checkpoints/         best.pt, last.pt, swa.pt, ema.pt, snapshot-<epoch>.pt
                          (format: fat.runs.checkpoint)
     eval/<split>/        from `fat evaluate`: summary.json, per_class.csv (one row per class)
@@ -190,6 +191,9 @@ class RunDirectory:
     @property
     def noisy_targets_file(self) -> Path:
         return self.path / NOISY_TARGETS
+
+    def teacher_file(self, split: str) -> Path:
+        return self.path / f"teacher_{split}.csv"
 
     def eval_dir(self, split: str) -> Path:
         return self.path / EVAL / split

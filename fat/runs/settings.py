@@ -21,8 +21,9 @@ MODEL = "Model"
 OPTIMISATION = "Optimisation"
 AUGMENTATION = "Augmentation"
 NOISY_LABELS = "Noisy labels"
+DISTILLATION = "Distillation"
 RUN_AND_MACHINE = "Run and machine"
-SECTIONS = (DATA, MODEL, OPTIMISATION, AUGMENTATION, NOISY_LABELS, RUN_AND_MACHINE)
+SECTIONS = (DATA, MODEL, OPTIMISATION, AUGMENTATION, NOISY_LABELS, DISTILLATION, RUN_AND_MACHINE)
 LOSSES = ("auto", "bce", "softmax")
 SELECT_BY = ("auto", "lwlrap", "map", "micro_ap", "auc", "d_prime", "accuracy")  # core.metrics
 # Crops an epoch may plan: its plan keeps 24 bytes a crop (two epochs cached), so 10**7 is
@@ -284,6 +285,28 @@ class ExperimentConfig(Settings):
         "trained on instead of their labels; copied into the run.",
         section=NOISY_LABELS,
     )
+    teacher: tuple[str, ...] = setting(
+        (),
+        "Runs, cross-validation directories or RUN:KIND checkpoints, comma-separated, whose "
+        "predictions (their mean) every training clip learns instead of, or beside, its labels "
+        "(distillation); computed once when the run starts and kept in it.",
+        section=DISTILLATION,
+    )
+    teacher_temperature: float = setting(
+        1.0,
+        "The teacher's logits divided by this before they become targets: above 1 softer, "
+        "below 1 sharper.",
+        above=0.0,
+        high=100.0,
+        section=DISTILLATION,
+    )
+    teacher_weight: float = setting(
+        1.0,
+        "Share of the teacher's prediction in each clip's target; the rest is its labels.",
+        low=0.0,
+        high=1.0,
+        section=DISTILLATION,
+    )
     init: str = setting("", "Run directory whose best weights initialise the model.", section=MODEL)
     pretrained: str = setting(
         "",
@@ -346,6 +369,8 @@ class ExperimentConfig(Settings):
         if reason:
             problems.append(reason)
         problems += model_setting_problems(self.model_kwargs)
+        if self.teacher and self.noisy_targets:
+            problems.append("--teacher and --noisy-targets both replace targets: give one")
         if self.noisy_head and "noisy" not in self.train_splits:
             problems.append("noisy_head needs the noisy split in train_splits")
         unknown = set(self.split_weights) - set(self.train_splits)

@@ -125,7 +125,7 @@ def load_training_data(
     saved_normalizer: Normalizer | None = None,
     folds: int = 0,
     fold: int = 0,
-    noisy_targets: tuple[list[str], tuple[str, ...], np.ndarray] | None = None,
+    soft_targets: dict[str, tuple[list[str], tuple[str, ...], np.ndarray]] | None = None,
     chunk_cache: ChunkCacheSpec | None = None,
     val_split: str = "",
     folds_from: str = "stratified",
@@ -135,9 +135,10 @@ def load_training_data(
     loaded part-way. `saved` (a resumed run's `assignments()`) and `saved_normalizer`: reuse
     them, after checking that each split is still the one the run started on. `folds`/`fold`:
     the first split's fold `fold` validates instead (`fat.core.holdout.holdout_mask`).
-    `noisy_targets` (clip ids, vocabulary, values; `read_submission`): the noisy split's
-    soft targets, one row for each of its clips. `chunk_cache`: for a store on object
-    storage, where the frame chunks of the splits that stream are kept once read.
+    `soft_targets` (per split: clip ids, vocabulary, values; `read_submission`): soft
+    targets to train towards instead of the labels, one row for each of the split's clips.
+    `chunk_cache`: for a store on object storage, where the frame chunks of the splits that
+    stream are kept once read.
     `val_split`: a split that validates whole, the training splits then training whole;
     `folds_from="dataset"`: the folds are the data set's own (each clip's info["fold"])."""
     store = open_store(store_path, "r", chunk_cache=chunk_cache)
@@ -179,8 +180,8 @@ def load_training_data(
                 train, val = np.flatnonzero(keep), np.flatnonzero(held)
             loaded = split.load() if split.name in in_ram else split
             targets = None
-            if split.name == "noisy" and noisy_targets is not None:
-                targets = _aligned_targets(split, noisy_targets)
+            if split.name in (soft_targets or {}):
+                targets = _aligned_targets(split, soft_targets[split.name])
             splits.append(TrainingSplit(split.name, loaded, train, val, targets))
         for split in validating:
             if saved is not None:
@@ -219,17 +220,18 @@ def dataset_folds(split: Split) -> np.ndarray:
 def _aligned_targets(split: Split, given: tuple[list[str], tuple[str, ...], np.ndarray]):
     """The given soft targets in the split's clip order; FatError naming what does not fit."""
     ids, vocabulary, values = given
+    what = f"{split.name} targets"
     if tuple(vocabulary) != tuple(split.vocabulary):
-        raise FatError("noisy targets: their classes are not the store's vocabulary, in order")
+        raise FatError(f"{what}: their classes are not the store's vocabulary, in order")
     row = {clip_id: k for k, clip_id in enumerate(ids)}
     missing = [c for c in split.clip_ids if c not in row]
     if missing:
         raise FatError(
-            f"noisy targets: {len(missing)} noisy clips have none (e.g. {missing[0]!r}); make "
-            "them for the whole noisy split (`fat pseudo-label`)"
+            f"{what}: {len(missing)} {split.name} clips have none (e.g. {missing[0]!r}); make "
+            f"them for the whole {split.name} split (`fat pseudo-label`, `--teacher`)"
         )
     if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
-        raise FatError("noisy targets: values must be probabilities in [0, 1]")
+        raise FatError(f"{what}: values must be probabilities in [0, 1]")
     return values[[row[c] for c in split.clip_ids]].astype(np.float32)
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,10 @@ from fat.datasets import headline_metric
 from fat.models import TaggingModel, TrainingOutputs
 from fat.models.input import ModelInput
 from fat.models.pretrained import HEADS, front_end_mismatch, load_backbone
+from fat.predict.ensemble import Source
 from fat.predict.inference import score_clips
+from fat.predict.pseudo_labels import teacher_targets
+from fat.predict.settings import PredictConfig
 from fat.runs.checkpoint import (
     build_model,
     load_checkpoint,
@@ -215,7 +218,7 @@ def set_up(
     """The run's parts, in phases: its data, its model and optimizer (restored when resuming),
     its record on disk, then its input pipeline and logs. Parts that hold files or processes
     are closed by `open_parts`."""
-    given = GivenTargets.read(experiment, run, resume)
+    given = GivenTargets.read(experiment, options, run, resume, ranks.lead)
     data, budget_rule = open_data(open_parts, experiment, options, run, resume, given)
     single_label, metric = learning_rule(experiment, data.splits[0].split)
     parts = build_model_parts(experiment, data, ranks, device, resume, single_label)
@@ -287,16 +290,25 @@ def learning_rule(experiment: ExperimentConfig, first: Split) -> tuple[bool, str
 
 @dataclass(frozen=True)
 class GivenTargets:
-    """What the run was given about its noisy clips: which to train on, and soft targets to
-    train them on; read from the given files at the start and from the run's own copies when
-    resuming (so a run does not depend on where those files were)."""
+    """What the run was given about its clips: which noisy clips to train on, and soft
+    targets per split to train towards instead of the labels (`--noisy-targets` for the noisy
+    split, `--teacher` for every training split); read from the given files, or computed from
+    the teacher, at the start, and from the run's own copies when resuming (so a run does not
+    depend on where those files or teachers were)."""
 
     noisy_clips: list[str] | None = None
-    noisy_targets: tuple | None = None  # (ids, vocabulary, values), as read_submission
+    soft_targets: dict[str, tuple] = field(default_factory=dict)  # split -> read_submission
 
     @classmethod
-    def read(cls, experiment: ExperimentConfig, run: RunDirectory, resume: bool) -> "GivenTargets":
-        clips = targets = None
+    def read(
+        cls,
+        experiment: ExperimentConfig,
+        options: RunOptions,
+        run: RunDirectory,
+        resume: bool,
+        lead: bool = True,
+    ) -> "GivenTargets":
+        clips = None
         if experiment.noisy_clips:
             path = run.noisy_clips_file if resume else Path(experiment.noisy_clips)
             clips = read_clip_list(path)
@@ -304,13 +316,41 @@ class GivenTargets:
                 raise FatError(
                     f"--noisy-clips {path}: lists no clips, so no noisy clip would train"
                 )
+        targets = {}
         if experiment.noisy_targets:
             if "noisy" not in experiment.train_splits:
                 raise FatError("--noisy-targets: the run does not train on the noisy split")
-            targets = read_submission(
+            targets["noisy"] = read_submission(
                 run.noisy_targets_file if resume else Path(experiment.noisy_targets)
             )
+        if experiment.teacher:
+            targets = _teacher_targets(experiment, options, run, resume, lead)
         return cls(clips, targets)
+
+
+def _teacher_targets(
+    experiment: ExperimentConfig, options: RunOptions, run: RunDirectory, resume: bool, lead: bool
+) -> dict[str, tuple]:
+    """Per training split, the teacher's targets: computed once (and kept in the run), read
+    back from the run when resuming. Each process of a distributed run computes its own
+    (the same), so none waits on a file another writes."""
+    if resume:
+        return {s: read_submission(run.teacher_file(s)) for s in experiment.train_splits}
+    sources = [Source.parse(text, "best") for text in experiment.teacher]
+    cfg = PredictConfig(device=options.device)
+    with torch.random.fork_rng(devices=[]):  # loading the teacher draws from the seeded RNG
+        return {
+            split: teacher_targets(
+                sources,
+                split,
+                options.store,
+                temperature=experiment.teacher_temperature,
+                blend=1 - experiment.teacher_weight,
+                cfg=cfg,
+                progress=lead and not options.quiet,
+            )
+            for split in experiment.train_splits
+        }
 
 
 def open_data(
@@ -339,7 +379,7 @@ def open_data(
             saved_normalizer=run.saved_normalizer() if resume else None,
             folds=experiment.folds,
             fold=experiment.fold,
-            noisy_targets=given.noisy_targets,
+            soft_targets=given.soft_targets,
             chunk_cache=cache,
             val_split=experiment.val_split,
             folds_from=experiment.folds_from,
@@ -431,8 +471,11 @@ def record_start(
         )
     if given.noisy_clips is not None:
         run.save_noisy_clips(given.noisy_clips, experiment.noisy_clips)
-    if given.noisy_targets is not None:
-        write_submission(run.noisy_targets_file, *given.noisy_targets)
+    if experiment.noisy_targets:
+        write_submission(run.noisy_targets_file, *given.soft_targets["noisy"])
+    if experiment.teacher:
+        for split, targets in given.soft_targets.items():
+            write_submission(run.teacher_file(split), *targets)
 
 
 class TrainingForward(torch.nn.Module):

@@ -162,7 +162,12 @@ def test_pseudo_labels_from_a_teacher_train_the_noisy_clips(two_split_store, tmp
 
     # The student trains its noisy clips towards the file's rows, curated ones to their labels.
     data = load_training_data(
-        two_split_store, ("curated", "noisy"), 0.0, 0, GiB, noisy_targets=(ids, vocabulary, values)
+        two_split_store,
+        ("curated", "noisy"),
+        0.0,
+        0,
+        GiB,
+        soft_targets={"noisy": (ids, vocabulary, values)},
     )
     noisy = data.splits[1]
     row = {c: k for k, c in enumerate(ids)}
