@@ -222,6 +222,29 @@ def _parse_items(items: tuple[str, ...], flag: str) -> dict[str, Any]:
     return out
 
 
+def settings_flags(cls: type[Settings], settings: dict[str, Any]) -> list[str]:
+    """The command-line arguments that give `settings` (fields of `cls`), as `given_settings`
+    reads them back: lists comma-joined, weights as name=number, a model's settings as
+    repeated KEY=VALUE, switches by their flag."""
+    hints = typing.get_type_hints(cls)
+    by_name = {f.name: f for f in fields(cls)}
+    args: list[str] = []
+    for name, value in settings.items():
+        f = by_name[name]
+        kind = _base_type(hints[name])
+        origin = typing.get_origin(kind)
+        if kind is bool:
+            if bool(value) != bool(field_default(f)):
+                on = field_default(f) is not True
+                args.append(flag_of(f) if on else "--no-" + name.replace("_", "-"))
+        elif origin is dict and typing.get_args(kind)[1] is Any:
+            for key, item in value.items():
+                args += [flag_of(f), f"{key}={json.dumps(item)}"]
+        elif value not in ({}, [], ()):
+            args += [flag_of(f), _shown(value)]
+    return args
+
+
 def given_settings(cls: type[Settings], kwargs: dict[str, Any]) -> dict[str, Any]:
     """Pop `cls`'s generated options from a command's `kwargs`; return those given on the
     command line, parsed to the field types (the record checks them)."""

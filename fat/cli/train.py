@@ -3,6 +3,7 @@
 `fat.runs.compose`."""
 
 import json
+import shlex
 
 import click
 
@@ -12,6 +13,7 @@ from fat.cli.options import (
     given_settings,
     sectioned_option,
     settings_file_option,
+    settings_flags,
     settings_options,
 )
 from fat.core.errors import FatError
@@ -33,14 +35,16 @@ PRINT_CONFIG = sectioned_option(
 
 
 def echo_recipes() -> None:
+    """Each recipe with the flags that give its settings (pasted after `fat train`, they
+    train what `--recipe NAME` trains)."""
     from fat.runs.recipes import list_recipes
 
     for r in list_recipes():
-        settings = " ".join(
-            f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in r.experiment.items()
+        full = r.config().to_dict()
+        named = {k: full[k] for k in r.experiment}
+        click.echo(
+            f"{r.name}: {r.description}\n  {shlex.join(settings_flags(ExperimentConfig, named))}"
         )
-        click.echo(f"{r.name}: {r.description}\n  {settings or '(the defaults)'}")
 
 
 def echo_settings(experiment: ExperimentConfig, options: RunOptions) -> None:
