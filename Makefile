@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extras the tests need: the export formats' libraries, TensorBoard and S3 among them.
 EXTRAS := test,fast,tensorboard,hf,lhotse,onnx,s3,events
 
-.PHONY: venv lock print-uv-sources test test-fast demo lint format bench bench-scale gpu-check clean
+.PHONY: venv lock print-uv-sources test test-fast demo lint format bench bench-scale gpu-check gpu-experiments clean
 
 # uv installs the lock ~7x faster than pip (BENCHMARKS.md, "Installing"): it comes from the
 # package index into .venv itself; USE_UV=0, or an index without it, falls back to pip. uv
@@ -79,6 +79,10 @@ bench-scale: $(STAMP)
 GPU_PYTHON ?= $(BIN)/python
 gpu-check:
 	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) bench/gpu_check.py
+
+# On a CUDA machine, after the check: the technique table at full width in ~8 minutes, as JSON.
+gpu-experiments:
+	PYTHON=$(GPU_PYTHON) bash bench/gpu_experiments.sh gpu-experiments
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -128,3 +128,38 @@ def test_the_techniques_study_makes_its_table_and_reruns_from_where_it_stopped(t
     again = study()
     rerun = [line.split()[1:] for line in again.splitlines() if " done " in line]
     assert rerun == [["done", "noisy-head-s1"]], again
+
+
+@pytest.mark.slow
+def test_the_gpu_experiment_pack_runs_its_table_on_a_cpu_at_a_tiny_size(tmp_path):
+    """Every row of the technique table through bench/gpu_experiments.sh (two seeds, four
+    steps); then a time limit that leaves rows out, named as not run."""
+    import os
+
+    from experiments.techniques import ROWS
+    from tests.synthetic import build_store
+
+    store = tmp_path / "features.zarr"
+    for split, n in (("curated", 40), ("noisy", 80), ("test", 20)):
+        build_store(store, n, split=split)
+    tiny = {"STEPS": "4", "WIDTH": "0.0625", "SEEDS": "0,1", "DEVICE": "cpu", "MINUTES": "0"}
+    env = {**os.environ, **tiny, "STORE": str(store), "PYTHON": sys.executable}
+    env |= {"EXTRA": "--crop-frames 32 --batch-size 8", "STEPS_PER_EPOCH": "2"}
+
+    def pack(out: Path, **changes: str) -> dict:
+        done = subprocess.run(
+            ["bash", "bench/gpu_experiments.sh", str(out)],
+            capture_output=True, text=True, timeout=900, cwd=ROOT, env={**env, **changes},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return json.loads((out / "gpu_experiments.json").read_text())
+
+    figures = pack(tmp_path / "all")
+    assert set(figures["rows"]) == {row.name for row in ROWS} and not figures["not_run"]
+    for name, row in figures["rows"].items():
+        assert len(row["test_lwlrap"]) == 2 and 0 < row["mean"] <= 1, name
+        assert name == "baseline" or row["verdict"] in (
+            "gain, outside the spread", "loss, outside the spread", "within the spread"
+        )  # fmt: skip
+    limited = pack(tmp_path / "limited", MINUTES="0.05", ROWS="skip-attention,strong")
+    assert limited["not_run"] and set(limited["rows"]) < {"baseline", "skip-attention", "strong"}
