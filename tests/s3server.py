@@ -60,6 +60,7 @@ class SeaweedServer:
             binary, "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
             "-s3", f"-s3.port={s3}", "-volume.max=100", "-master.volumeSizeLimitMB=256",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed ports: two servers would collide
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True

@@ -13,7 +13,7 @@ import numpy as np
 from fat.cli.options import STORE_LOCATION, table_format_option
 from fat.core.errors import FatError
 from fat.core.progress import progress_bar
-from fat.store import open_store
+from fat.store import open_store, repair_store
 from fat.store.describe import clip_rows, describe_store
 
 STORE = click.argument("store_path", metavar="STORE", type=STORE_LOCATION)
@@ -126,6 +126,16 @@ def stats(store_path: Path, split_name: str, png: Path | None) -> None:
 
         plot_split_overview(label_counts, durations, f"{store_path.name}: split {split_name}", png)
         click.echo(f"wrote {png}")
+
+
+@store.command()
+@STORE
+def repair(store_path: Path) -> None:
+    """Finish what a killed or failed writer left (an HDF5 file marked open for writing, a
+    compaction, an overwrite's swap) and roll damaged splits back to their last good commit;
+    one line per thing done. Any writer does the same on opening; this is for readers."""
+    for line in repair_store(store_path):
+        click.echo(line)
 
 
 @store.command()

@@ -87,17 +87,19 @@ class WavLayout:
 
 
 def _wav_layout(path: Path, size: int) -> WavLayout | None:
-    """The header of a RIFF/WAVE file, None for other files and headers libsndfile should judge
-    (no fmt or data chunk, streaming length); FatError when the file is cut short.
+    """The header of a RIFF/WAVE file (or RF64/BW64, whose 64-bit sizes are in its ds64
+    chunk), None for other files and headers libsndfile should judge (no fmt or data chunk,
+    streaming length); FatError when the file is cut short.
 
     libsndfile quietly shrinks the frame count to what the file holds, so a half-copied WAV
     would otherwise decode as a valid shorter clip. Only the header can tell.
     """
     with path.open("rb") as f:
         head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        if head[:4] not in (b"RIFF", b"RF64", b"BW64") or head[8:12] != b"WAVE":
             return None
         fmt = b""
+        data_size64 = None  # RF64: the data chunk's real size, from ds64
         pos = 12
         while True:
             chunk = f.read(8)
@@ -107,7 +109,13 @@ def _wav_layout(path: Path, size: int) -> WavLayout | None:
             pos += 8
             if chunk_id == b"fmt ":
                 fmt = f.read(min(chunk_size, 40))
+            elif chunk_id == b"ds64" and head[:4] != b"RIFF":
+                ds64 = f.read(min(chunk_size, 16))  # RIFF size, then data size (8 bytes each)
+                if len(ds64) == 16:
+                    data_size64 = int.from_bytes(ds64[8:16], "little")
             elif chunk_id == b"data":
+                if chunk_size == 0xFFFFFFFF and data_size64 is not None:
+                    chunk_size = data_size64  # RF64 leaves the 32-bit field at its maximum
                 # 0 and 0xFFFFFFFF are what streaming writers leave when the length is unknown.
                 if chunk_size in (0, 0xFFFFFFFF) or len(fmt) < 16:
                     return None

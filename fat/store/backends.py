@@ -17,10 +17,12 @@ far durable on `sync` (raising when it could not), and knows its own crash-safet
 
 import contextlib
 import ctypes
+import errno
 import glob
 import json
 import os
 import shutil
+import struct
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,21 @@ import numpy as np
 
 from fat import __version__
 from fat.core.errors import FatError, one_line
+from fat.core.files import DISK_FULL
 from fat.store.direct import ChunkFiles
 from fat.store.layout import COMMIT_ARRAY, UNFINISHED_COPY, ArraySpec
+from fat.store.safety import (
+    check_hdf5_file,
+    check_store_tree,
+    check_zarr_array,
+    chunk_prefix_rows,
+    read_metadata_file,
+)
+
+try:
+    import fcntl
+except ImportError:  # Windows: no OFD locks; the lock on the path remains
+    fcntl = None  # type: ignore[assignment]
 
 STORE_FORMAT = "fat-feature-store"
 # 2: the commit mark also holds the previous commit; splits have a generation id; an
@@ -47,9 +62,12 @@ def not_a_store(path: Path, why: str) -> FatError:
 
 def check_format(path: Path, attrs: Any) -> None:
     """FatError unless `attrs` (the store root's) mark a fat store this version can read."""
-    if attrs.get("format") != STORE_FORMAT:
+    if not hasattr(attrs, "get") or attrs.get("format") != STORE_FORMAT:
         raise not_a_store(path, "no fat store marker")
-    version = int(attrs.get("format_version", 0))
+    try:
+        version = int(attrs.get("format_version", 0))
+    except (TypeError, ValueError, OverflowError):
+        raise not_a_store(path, "its format_version is not a number") from None
     if version > STORE_FORMAT_VERSION:
         raise FatError(
             f"{path}: written by fat {attrs.get('tool_version', '?')} (store format {version}); "
@@ -72,6 +90,8 @@ class Backend(ABC):
     def __init__(self, path: Path, writable: bool):
         self.path = Path(path)
         self.writable = writable
+        # What opening finished that a killed writer had left undone, one line each.
+        self.recovered: list[str] = []
 
     @staticmethod
     @abstractmethod
@@ -120,6 +140,11 @@ class Backend(ABC):
         """Whether `fat store copy` is still filling this store (`UNFINISHED_COPY`)."""
         return False
 
+    def rows_on_disk(self, split: str, name: str) -> int:
+        """How many leading rows of an array the storage really holds (past them a read
+        returns fill values out of nothing): what a reader may allocate for it."""
+        return int(self.array(split, name).shape[0])
+
     def sync(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Make every write so far visible to readers before the next one (commit ordering),
         raising OSError when a write failed."""
@@ -150,12 +175,14 @@ class ZarrBackend(Backend):
         if not exists:
             self.path.mkdir(parents=True, exist_ok=True)
             zarr.create_group(self.path, attributes=_root_attributes())
+        read_metadata_file(self.path / "zarr.json", str(self.path))  # bounded before zarr reads it
         try:
             self._root = zarr.open_group(self.path, mode="r+" if writable else "r")
         except Exception as e:  # zarr raises several types for unreadable metadata
             raise not_a_store(self.path, f"cannot open as Zarr: {e}") from None
         check_format(self.path, self._root.attrs)
         self._arrays: dict[tuple[str, str], Any] = {}
+        self._separators: dict[tuple[str, str], str] = {}
 
     @staticmethod
     def lock_path_for(path: Path) -> Path:
@@ -177,6 +204,7 @@ class ZarrBackend(Backend):
             return False
         if "zarr.json" not in entries:
             raise not_a_store(path, "a directory without zarr.json; choose another path")
+        check_store_tree(path)  # before any lock or read: nothing in it may lead outside
         return True
 
     def group_names(self) -> list[str]:
@@ -216,11 +244,12 @@ class ZarrBackend(Backend):
     def meta(self, split):
         # The group's zarr.json read as the file it is: zarr's own open costs a millisecond of
         # asyncio, and readers check a split's generation on every batch.
+        where = f"{self.path}: split {split!r}"
+        document = read_metadata_file(self.path / split / "zarr.json", where)
         try:
-            document = json.loads((self.path / split / "zarr.json").read_text())
             return dict(document["attributes"]["meta"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise FatError(f"{self.path}: split {split!r} has no readable metadata ({e})") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise FatError(f"{where} has no readable metadata ({e!r})") from None
 
     def direct_frames(self, split):
         return ChunkFiles.from_zarr_metadata(self.path / split / "frames")
@@ -229,13 +258,31 @@ class ZarrBackend(Backend):
         key = (split, name)
         if key not in self._arrays:
             mode = "r+" if self.writable else "r"
-            array = self._zarr.open_array(self.path / split / name, mode=mode)
+            folder = self.path / split / name
+            where = f"{self.path}: split {split!r}, array {name!r}"
+            document = read_metadata_file(folder / "zarr.json", where)
+            self._separators[key] = check_zarr_array(document, where, name == "frames")
+            array = self._zarr.open_array(folder, mode=mode)
             if self.writable:
                 # By default zarr compares every chunk it writes with the fill value to skip
                 # empty ones: a full extra pass over the data for chunks that are never empty.
                 array = array.with_config({"write_empty_chunks": True})
             self._arrays[key] = array
         return self._arrays[key]
+
+    def rows_on_disk(self, split, name):
+        array = self.array(split, name)
+        if not all(array.shape[1:]):
+            return int(array.shape[0])  # rows of no values: nothing to allocate
+        folder = self.path / split / name
+        try:
+            if self._separators[(split, name)] == "/":  # c/I/0: one folder per first index
+                names = [f"c.{n}" for n in os.listdir(folder / "c")]
+            else:
+                names = os.listdir(folder)
+        except FileNotFoundError:
+            names = []
+        return chunk_prefix_rows(names, int(array.chunks[0]), int(array.shape[0]))
 
     def refresh(self):
         self._arrays.clear()
@@ -277,6 +324,77 @@ def clear_hdf5_write_flag(path: Path) -> None:
         fid.close()
 
 
+_FLOCK = "hhqqi4x"  # struct flock on Linux: type, whence, start, len, pid (0 for OFD locks)
+
+
+def _flock(kind: int) -> bytes:
+    return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
+
+
+def lock_inode(path: Path, subject: Path | str) -> int | None:
+    """An open descriptor that holds an exclusive OFD lock on the file at `path`: the lock is on
+    the file itself, so every path to it (a hard link, which the lock file's name cannot follow)
+    meets it. HDF5's own locks are flock()s, which OFD locks do not touch. None where the
+    platform has no OFD locks. FatError, with the file untouched, when another process holds it."""
+    setlk = getattr(fcntl, "F_OFD_SETLK", None)
+    if setlk is None:
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(fd, setlk, _flock(fcntl.F_WRLCK))
+    except OSError as e:
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise FatError(f"{subject}: cannot lock the store file ({one_line(e)})") from None
+        raise FatError(
+            f"{subject}: another process is writing this store (through another path to the "
+            "same file, such as a hard link); wait for it to finish or stop it first"
+        ) from None
+    return fd
+
+
+def inode_locked(path: Path) -> bool | None:
+    """Whether a writer holds `lock_inode`'s lock on the file at `path` (None: cannot tell)."""
+    getlk = getattr(fcntl, "F_OFD_GETLK", None)
+    if getlk is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        answer = fcntl.fcntl(fd, getlk, _flock(fcntl.F_WRLCK))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+
+
+class InterruptedWriter(FatError):
+    """A store a killed writer left in a state only a writer can clear; opening it for writing
+    (any writer, or `repair_store`) does."""
+
+
+# Set in an HDF5 store's root while it is rewritten without its holes; left there when the disk
+# was too full to finish, so that the next writer tries again.
+HOLES_MARK = "holes_to_give_back"
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether an OSError (or HDF5's RuntimeError, which carries the errno only in its text)
+    says the device had no room."""
+    if getattr(error, "errno", None) in DISK_FULL:
+        return True
+    text = str(error)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def compaction_file(path: Path) -> Path:
+    """Where an HDF5 store is rewritten without its holes before it replaces the original."""
+    return path.with_name(path.name + ".compact")
+
+
 class HDF5Backend(Backend):
     def __init__(self, path: Path, writable: bool):
         import h5py
@@ -284,22 +402,39 @@ class HDF5Backend(Backend):
         super().__init__(path, writable)
         self._h5py = h5py
         self._datasets: dict[tuple[str, str], Any] = {}
+        self._inode_lock: int | None = None
+        self._file = None
         exists = self.probe(self.path)
         if not exists and not writable:
             raise FatError(f"{self.path}: no such store")
         if not exists:
             with h5py.File(self.path, "w", libver="latest") as f:
                 f.attrs.update(_root_attributes())
-        self._file = self._open()
+        if writable:  # before anything opens the file: a refused writer leaves it untouched
+            self._inode_lock = lock_inode(self.path, self.path)
         try:
-            check_format(self.path, dict(self._file.attrs))
-        except FatError:
-            self._file.close()
+            self._file = self._open()
+            try:
+                check_format(self.path, dict(self._file.attrs))
+                check_hdf5_file(self._file, self.path)
+            except FatError:
+                raise
+            except Exception as e:  # noqa: BLE001 - h5py raises KeyError, OSError... on damage
+                raise not_a_store(self.path, f"unreadable HDF5, damaged? ({one_line(e)})") from None
+            self._enter_swmr()
+            if writable and os.path.lexists(compaction_file(self.path)):
+                self.compact()  # a kill interrupted the last one: finish its work
+                self.recovered.append(
+                    "rewrote the file without its holes (a kill interrupted that)"
+                )
+            elif writable and self._file.attrs.get(HOLES_MARK, False):
+                self.compact()  # the last one found the disk full
+                self.recovered.append(
+                    "rewrote the file without its holes (a full disk had stopped that)"
+                )
+        except BaseException:
+            self.close()
             raise
-        except Exception as e:  # noqa: BLE001 - h5py raises KeyError, OSError... on damage
-            self._file.close()
-            raise not_a_store(self.path, f"unreadable HDF5, damaged? ({one_line(e)})") from None
-        self._enter_swmr()
 
     @staticmethod
     def probe(path: Path) -> bool:
@@ -315,13 +450,21 @@ class HDF5Backend(Backend):
         h5py = self._h5py
         try:
             if not self.writable:
-                return self._open_swmr_read()
+                try:
+                    return self._open_swmr_read()
+                except OSError as e:
+                    if "already open for" not in str(e):
+                        raise
+                    if inode_locked(self.path):  # a live writer outside SWMR mode right now
+                        raise FatError(self._locked_message()) from None
+                    raise self._interrupted() from None
             try:
                 return h5py.File(self.path, "a", libver="latest")
             except OSError as e:
                 if "already open for" not in str(e):
                     raise
                 clear_hdf5_write_flag(self.path)  # a killed SWMR writer; we hold the lock
+                self.recovered.append("cleared the 'open for writing' mark a killed writer left")
                 return h5py.File(self.path, "a", libver="latest")
         except OSError as e:
             if "errno = 11" in str(e) or "unable to lock file" in str(e):
@@ -344,6 +487,24 @@ class HDF5Backend(Backend):
             )
         flags = h5f.ACC_RDONLY | h5f.ACC_SWMR_READ
         return self._h5py.File(h5f.open(os.fsencode(self.path), flags, fapl=fapl))
+
+    def _interrupted(self) -> InterruptedWriter:
+        """What a reader says of a file a writer left marked open outside SWMR mode, when no
+        writer holds it any more: that writer was killed."""
+        if os.path.lexists(compaction_file(self.path)):
+            what = (
+                "while it rewrote the file to give back the space of a replaced split (after "
+                "an --overwrite; a copy of the whole file, outside SWMR mode)"
+            )
+            cost = "nothing committed is lost"
+        else:
+            what = "while it created, renamed or deleted a split (outside SWMR mode)"
+            cost = "check it with `fat store verify` afterwards"
+        return InterruptedWriter(
+            f"{self.path}: a writer was killed {what}, and the file is still marked open for "
+            f"writing; run the writer again or `fat store repair {self.path}` to clear the mark "
+            f"({cost})"
+        )
 
     def _locked_message(self) -> str:
         if self.writable:
@@ -376,7 +537,9 @@ class HDF5Backend(Backend):
             self._file = self._open()
 
     def group_names(self):
-        return sorted(name for name, group in self._file.items() if COMMIT_ARRAY in group)
+        groups = self._file.items()
+        Group = self._h5py.Group
+        return sorted(n for n, g in groups if isinstance(g, Group) and COMMIT_ARRAY in g)
 
     def create_split(self, split, meta, arrays):
         self._reopen_for_structure()
@@ -410,6 +573,15 @@ class HDF5Backend(Backend):
         self._file.move(split, new_name)
         self._enter_swmr()
 
+    def rows_on_disk(self, split, name):
+        # Uncompressed chunks only (filters are refused on open): N rows take N rows' bytes of
+        # the file, so no more can be real than the file holds (SWMR keeps its size current).
+        array = self.array(split, name)
+        row_bytes = int(np.prod(array.shape[1:])) * array.dtype.itemsize
+        if row_bytes == 0:
+            return int(array.shape[0])
+        return min(int(array.shape[0]), self.path.stat().st_size // row_bytes)
+
     def meta(self, split):
         return json.loads(self._file[split].attrs["meta"])
 
@@ -426,26 +598,51 @@ class HDF5Backend(Backend):
             self._file.flush()
 
     def refresh(self):
+        Group, Dataset = self._h5py.Group, self._h5py.Dataset
         for group in self._file.values():
-            for dataset in group.values():
-                dataset.refresh()
+            for dataset in group.values() if isinstance(group, Group) else ():
+                if isinstance(dataset, Dataset):
+                    dataset.refresh()
 
     def disk_usage(self):
         return self.path.stat().st_size
 
     def compact(self):
         """Rewrite the file without the holes deleted splits left (HDF5 does not reuse freed
-        space across opens): every group copied into a new file, which then replaces this one."""
+        space across opens): every group copied into a new file, which then replaces this one.
+        A full disk stops it with one line and nothing left behind; the file keeps its holes
+        and a mark that makes the next writer (or `fat store repair`) try again."""
         self._reopen_for_structure()
-        tmp = self.path.with_name(self.path.name + ".compact")
-        with self._h5py.File(tmp, "w", libver="latest") as out:
-            out.attrs.update(dict(self._file.attrs))
-            for name in self._file:
-                self._file.copy(self._file[name], out, name=name)
-            out.flush()
-            os.fsync(out.id.get_vfd_handle())
+        tmp = compaction_file(self.path)
+        tmp.unlink(missing_ok=True)  # a killed compaction's, or anything there: never followed
+        try:
+            self._file.attrs[HOLES_MARK] = True
+            self._file.flush()
+            with self._h5py.File(tmp, "x", libver="latest") as out:
+                out.attrs.update({k: v for k, v in self._file.attrs.items() if k != HOLES_MARK})
+                for name in self._file:
+                    self._file.copy(self._file[name], out, name=name)
+                out.flush()
+                os.fsync(out.id.get_vfd_handle())
+        except (OSError, RuntimeError) as e:
+            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError, RuntimeError):
+                self._enter_swmr()
+            if not _disk_full(e):
+                raise
+            raise FatError(
+                f"{self.path}: the disk is full (No space left on device) while rewriting the "
+                "file to give back the space of a replaced split, which takes a copy of the "
+                f"file's size ({self.path.stat().st_size / 2**20:.1f} MiB); every split is "
+                f"complete and nothing was lost: free space and run `fat store repair "
+                f"{self.path}` (or any writer) to give the space back"
+            ) from None
+        lock = lock_inode(tmp, self.path)  # the file that takes the store's name is locked first
         self._file.close()
         os.replace(tmp, self.path)
+        if self._inode_lock is not None:
+            os.close(self._inode_lock)
+        self._inode_lock = lock
         self._file = self._open()
         self._enter_swmr()
 
@@ -456,6 +653,9 @@ class HDF5Backend(Backend):
             # written): that failure was reported, and the last commit is intact.
             with contextlib.suppress(OSError, RuntimeError):
                 self._file.close()
+        if self._inode_lock is not None:
+            os.close(self._inode_lock)
+            self._inode_lock = None
 
 
 BACKENDS: dict[str, type[Backend]] = {"zarr": ZarrBackend, "hdf5": HDF5Backend}

@@ -7,9 +7,13 @@ dies half-way is never taken for a whole store. Running the copy again continues
 already there with the source's size are kept (a file lands whole or not at all: a rename on
 local disk, a single PUT on object storage), and the final verification re-reads every clip.
 A split whose commit moved on in the source since the copy began is copied again from scratch.
+Only the files the store's format names are copied (the root's and each split's metadata, each
+array's metadata and the chunk files inside its chunk grid): a stray file in a store someone
+else made stays behind, and a store holding a link is refused when it is opened.
 """
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from fat.core.errors import FatError
+from fat.core.files import DISK_FULL, disk_full
+from fat.core.ids import check_clip_id
 from fat.core.progress import progress_bar
 from fat.store.backends import ZarrBackend
-from fat.store.layout import COMMIT_ARRAY, UNFINISHED_COPY
+from fat.store.layout import COMMIT_ARRAY, UNFINISHED_COPY, SplitMeta
 from fat.store.reader import Split
 from fat.store.remote import RemoteZarrBackend, filesystem, is_url, remote_error
+from fat.store.safety import check_zarr_array, parse_metadata
 from fat.store.store import open_store
 from fat.store.verify import verify_split
 
@@ -91,11 +98,17 @@ class Location:
             path = Path(self.root) / key
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.partial")
-            with open(partial, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(partial, path)
+            try:
+                with open(partial, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(partial, path)
+            except BaseException as e:
+                partial.unlink(missing_ok=True)
+                if isinstance(e, OSError) and e.errno in DISK_FULL:
+                    raise disk_full(path, e) from None
+                raise
 
     def delete(self, prefix: str) -> None:
         base = f"{self.root}/{prefix}"
@@ -146,19 +159,17 @@ def copy_store(source: str | Path, destination: str | Path, progress: bool = Tru
             )
         dst.write({UNFINISHED_COPY: json.dumps(state).encode()})
         marker = state
-    elif marker.get("source") != src.name:
-        raise FatError(
-            f"{destination}: holds an unfinished copy of {marker.get('source')}, not of {source}"
-        )
-    before = marker.get("splits", {})
+    elif not isinstance(marker, dict) or marker.get("source") != src.name:
+        raise FatError(f"{destination}: holds an unfinished copy of another store, not of {source}")
+    before = marker.get("splits") if isinstance(marker.get("splits"), dict) else {}
     for name in set(before) | set(splits):
-        if before.get(name) != state["splits"].get(name):
+        if check_clip_id(name) is None and before.get(name) != state["splits"].get(name):
             dst.delete(name)  # changed or deleted in the source since the copy began
     dst.write({UNFINISHED_COPY: json.dumps(state).encode()})
     dst.write(src.read(["zarr.json"]))
     summary = CopySummary(dst.name)
     for name in splits:
-        copied, kept, nbytes = _copy_split(src, dst, name, progress)
+        copied, kept, nbytes = _copy_split(src, dst, name, splits[name].meta, progress)
         summary.copied[name], summary.kept[name] = copied, kept
         summary.bytes_copied += nbytes
         _verify_arrived(dst, name, state["splits"][name], progress)
@@ -176,9 +187,50 @@ def _same(destination: str | Path, state: dict[str, Any]) -> bool:
     return have == state["splits"]
 
 
-def _copy_split(src: Location, dst: Location, name: str, progress: bool) -> tuple[int, int, int]:
-    """(files copied, files kept, bytes copied) of split `name`; its commit mark goes last."""
+def _store_files(src: Location, name: str, meta: SplitMeta) -> dict[str, int]:
+    """The files of split `name` that the store's format names, with their sizes: the split's
+    metadata, and of each array of its layout the metadata and the chunk files inside the
+    array's chunk grid. Anything else in the folder is not the store's, and is not copied."""
     sizes = src.sizes(name)
+    grids: dict[str, tuple[str, list[int]]] = {}
+    for array in meta.array_specs():
+        key = f"{name}/{array}/zarr.json"
+        if key not in sizes:
+            continue
+        where = f"{src.name}: split {name!r}, array {array!r}"
+        document = parse_metadata(src.read([key])[key], where)
+        separator = check_zarr_array(document, where, array == "frames")
+        shape = document["shape"]
+        chunk = document["chunk_grid"]["configuration"]["chunk_shape"]
+        grids[array] = (separator, [math.ceil(n / c) for n, c in zip(shape, chunk, strict=True)])
+    kept = {}
+    for key, size in sizes.items():
+        parts = key.split("/", 2)
+        if key == f"{name}/zarr.json":
+            kept[key] = size
+        elif len(parts) == 3 and parts[1] in grids:
+            rest = parts[2]
+            if rest == "zarr.json" or _in_grid(rest, *grids[parts[1]]):
+                kept[key] = size
+    return kept
+
+
+def _in_grid(key: str, separator: str, counts: list[int]) -> bool:
+    """Whether `key` (inside an array's folder) names one of the array's chunks."""
+    head, _, rest = key.partition(separator)
+    coords = rest.split(separator)
+    return (
+        head == "c"
+        and len(coords) == len(counts)
+        and all(c.isdigit() and int(c) < n for c, n in zip(coords, counts, strict=True))
+    )
+
+
+def _copy_split(
+    src: Location, dst: Location, name: str, meta: SplitMeta, progress: bool
+) -> tuple[int, int, int]:
+    """(files copied, files kept, bytes copied) of split `name`; its commit mark goes last."""
+    sizes = _store_files(src, name, meta)
     there = dst.sizes(name)
     commit = f"{name}/{COMMIT_ARRAY}/"
     keys = sorted(sizes, key=lambda k: (k.startswith(commit), k))

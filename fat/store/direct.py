@@ -24,6 +24,10 @@ import numpy as np
 
 from fat.core.errors import FatError
 
+# A chunk file is a store's own plain file: never a link followed out of the store, never a
+# FIFO whose open would wait for a writer.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
 
 def _raise_open_file_limit() -> int:
     """The soft limit on open files raised to the hard one (a split has thousands of chunk
@@ -90,11 +94,13 @@ class ChunkFiles:
                 self.close()
             path = self.folder / ("c." + ".".join([str(i)] + ["0"] * len(self.row_shape)))
             try:
-                fd = os.open(path, os.O_RDONLY)
+                fd = os.open(path, _READ_FLAGS)
             except FileNotFoundError:
                 raise FatError(
                     f"{path}: chunk file missing (the split was replaced, deleted or damaged)"
                 ) from None
+            except OSError as e:  # ELOOP: a link put there since the store was opened
+                raise FatError(f"{path}: cannot read this chunk file ({e.strerror})") from None
             self._fds[i] = fd
         return fd
 
@@ -177,7 +183,7 @@ class ChunkFiles:
         """Drop these files' pages from the page cache (POSIX_FADV_DONTNEED; no root needed):
         the next reads come from the disk, as on a machine that never read them."""
         for path in self.folder.glob("c.*"):
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, _READ_FLAGS)
             try:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:

@@ -49,6 +49,16 @@ UNFINISHED_COPY = "copy-unfinished.json"
 # Rows per chunk of the index arrays: every commit rewrites the open chunk of each, and
 # opening a split reads all of them anyway (BENCHMARKS.md has the trade-off).
 INDEX_CHUNK = 1024
+# What a store's metadata may claim: a store is input anyone can write, and these numbers size
+# what a reader allocates (AudioSet has 527 classes; 128 mels is the default).
+MAX_CLASSES = 100_000
+MAX_MELS = 4096
+MAX_INFO_BYTES = 4096
+MAX_FRAMES_CHUNK = 1 << 20
+# One chunk decoded at a time is allocated whole (a zstd chunk decompresses to its full size):
+# fat's largest is 1,024 rows of a 100,000-class labels array, ~98 MiB.
+MAX_CHUNK_BYTES = 128 << 20
+MAX_METADATA_BYTES = 64 << 20  # a zarr.json; 100,000 class names and ids take a few MB
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,10 @@ class SplitMeta:
     def from_dict(cls, d: dict[str, Any]) -> "SplitMeta":
         """The record as saved; FatError naming what is missing or malformed."""
         try:
-            return cls(
+            for key in ("vocabulary", "class_ids"):
+                if not isinstance(d.get(key, []), list):
+                    raise TypeError(f"{key} is not a list")
+            meta = cls(
                 name=d["name"],
                 feature_config=LogMelConfig.from_dict(d["feature_config"]),
                 vocabulary=tuple(d["vocabulary"]),
@@ -126,8 +139,29 @@ class SplitMeta:
             )
         except KeyError as e:
             raise FatError(f"metadata record lacks {e}") from None
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, AttributeError, OverflowError) as e:
             raise FatError(f"metadata record malformed ({e})") from None
+        meta._check_claims()
+        return meta
+
+    def _check_claims(self) -> None:
+        """FatError naming a claim that is out of bounds: these numbers size the arrays a
+        reader allocates, and a store may come from anyone."""
+        if not all(isinstance(v, str) for v in self.vocabulary):
+            raise FatError("metadata record malformed (vocabulary is not a list of names)")
+        bounds = {
+            "vocabulary size": (len(self.vocabulary), 0, MAX_CLASSES),
+            "class_ids count": (len(self.class_ids), 0, MAX_CLASSES),
+            "n_mels": (self.feature_config.n_mels, 1, MAX_MELS),
+            "frames_chunk": (self.frames_chunk, 1, MAX_FRAMES_CHUNK),
+            "info_bytes": (self.info_bytes, 0, MAX_INFO_BYTES),
+        }
+        for what, (value, low, high) in bounds.items():
+            if not low <= value <= high:
+                raise FatError(
+                    f"metadata record claims {what} {value:,}, outside {low}..{high:,}; "
+                    "damaged, or not made by fat"
+                )
 
     def array_specs(self) -> dict[str, ArraySpec]:
         """Every array of the split, the commit mark last (created last, so a split whose

@@ -61,7 +61,7 @@ class Split:
     @classmethod
     def open(cls, backend: Backend, name: str, reopen: Callable[[], "Split"] | None = None):
         meta = SplitMeta.from_dict(backend.meta(name))
-        index = SplitIndex.read(backend, name)
+        index = SplitIndex.read(backend, name, meta)
 
         def generation_now() -> str:
             return str(backend.meta(name).get("generation") or meta.generation)
@@ -232,7 +232,10 @@ class Split:
         return self._frames[first : first + length].T
 
     def iter_blocks(self, rows: int = 1 << 16) -> Iterator[tuple[int, np.ndarray]]:
-        """The committed frames in large sequential blocks: (first row, block)."""
+        """The committed frames in large sequential blocks of at most `rows` rows and 64 MiB:
+        (first row, block)."""
+        cfg = self.feature_config
+        rows = max(1, min(rows, (64 << 20) // (cfg.n_mels * np.dtype(cfg.dtype).itemsize)))
         for lo in range(0, self.n_frames, rows):
             yield lo, self.read_rows(lo, min(lo + rows, self.n_frames))
 

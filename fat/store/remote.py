@@ -9,13 +9,13 @@ FSSPEC_S3_* variables), never from fat's own files. Writing goes through `fat st
 import asyncio
 import functools
 import hashlib
-import json
 import os
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,8 @@ import numpy as np
 from fat.core.errors import FatError, one_line
 from fat.store.backends import Backend, check_format, not_a_store
 from fat.store.direct import direct_layout
-from fat.store.layout import COMMIT_ARRAY, UNFINISHED_COPY
+from fat.store.layout import COMMIT_ARRAY, MAX_METADATA_BYTES, UNFINISHED_COPY
+from fat.store.safety import check_zarr_array, chunk_prefix_rows, parse_metadata
 
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Packages that provide a protocol, named in the error when one is missing.
@@ -134,30 +135,40 @@ def _chunk_cache_class() -> type:
             partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
             partial.write_bytes(data)
             os.replace(partial, path)
-            if self._bytes is None:
+            if self._bytes is None or self._bytes + len(data) > self._max_bytes * 0.9:
+                # Near the bound, count what is there: other processes and threads write to it
+                # too, and an estimate of this one's writes alone let the cache outgrow it.
                 self._bytes = cache_size(self._root)
-            self._bytes += len(data)
+            else:
+                self._bytes += len(data)
             if self._bytes > self._max_bytes:
                 self._bytes = evict(self._root, int(self._max_bytes * 0.9))
 
     return ChunkCache
 
 
+def _cached_files(folder: Path) -> list[tuple[float, int, Path]]:
+    """(modified, size, path) of every file under `folder`; a file another thread or process
+    evicts while this one lists the folder is left out, not an error."""
+    files = []
+    for f in folder.rglob("*"):
+        try:
+            stat = f.stat()
+        except FileNotFoundError:
+            continue
+        if S_ISREG(stat.st_mode):
+            files.append((stat.st_mtime, stat.st_size, f))
+    return files
+
+
 def cache_size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return sum(size for _, size, _ in _cached_files(folder))
 
 
 def evict(folder: Path, keep_bytes: int) -> int:
     """Delete the least recently used files under `folder` until at most `keep_bytes` remain
     (over every process sharing it); returns what remains."""
-    files = []
-    for f in folder.rglob("*"):
-        try:
-            stat = f.stat()
-        except FileNotFoundError:  # another process evicted it first
-            continue
-        if f.is_file():
-            files.append((stat.st_mtime, stat.st_size, f))
+    files = _cached_files(folder)
     total = sum(size for _, size, _ in files)
     for _, size, f in sorted(files, key=lambda t: t[0]):
         if total <= keep_bytes:
@@ -214,6 +225,7 @@ class RemoteZarrBackend(Backend):
             raise _read_only(path)
         self.path = path  # type: ignore[assignment] - a URL, kept as the string it is
         self.writable = False
+        self.recovered: list[str] = []
         self._url = path.rstrip("/")
         self._fs, self._root = filesystem(self._url)
         self._chunk_cache = chunk_cache
@@ -222,16 +234,18 @@ class RemoteZarrBackend(Backend):
 
         self._zarr = zarr
         try:
-            document = json.loads(self._fs.cat_file(f"{self._root}/zarr.json"))
+            raw = self._fs.cat_file(f"{self._root}/zarr.json", start=0, end=MAX_METADATA_BYTES + 1)
+            document = parse_metadata(raw, str(path))
             self._store = FsspecStore.from_url(self._url, read_only=True)
         except FatError:
             raise
         except Exception as e:  # noqa: BLE001 - object stores fail in library-specific ways
             raise remote_error(self._url, e) from None
-        if document.get("node_type") != "group":
+        if not isinstance(document, dict) or document.get("node_type") != "group":
             raise not_a_store(path, "its zarr.json is not a Zarr group")
         check_format(path, document.get("attributes", {}))  # type: ignore[arg-type]
         self._arrays: dict[tuple[str, str], Any] = {}
+        self._separators: dict[tuple[str, str], str] = {}
         zarr.config.set({"async.concurrency": REMOTE_CONCURRENCY})
 
     @staticmethod
@@ -277,20 +291,23 @@ class RemoteZarrBackend(Backend):
 
         return self._call(names)
 
+    def _metadata(self, key: str, where: str) -> Any:
+        """The JSON object at `key` (under the store), read no further than
+        `MAX_METADATA_BYTES`."""
+        path = f"{self._root}/{key}"
+        raw = self._call(lambda: self._fs.cat_file(path, start=0, end=MAX_METADATA_BYTES + 1))
+        return parse_metadata(raw, where)
+
     def meta(self, split):
+        where = f"{self.path}: split {split!r}"
+        document = self._metadata(f"{split}/zarr.json", where)
         try:
-            document = json.loads(
-                self._call(lambda: self._fs.cat_file(f"{self._root}/{split}/zarr.json"))
-            )
             return dict(document["attributes"]["meta"])
         except (ValueError, KeyError, TypeError) as e:
-            raise FatError(f"{self.path}: split {split!r} has no readable metadata ({e})") from None
+            raise FatError(f"{where} has no readable metadata ({e!r})") from None
 
     def bulk_frames(self, split):
-        try:
-            document = json.loads(self._call(lambda: self._fs.cat_file(self._frames(split))))
-        except ValueError:
-            return None
+        document = self._metadata(f"{split}/frames/zarr.json", f"{self.path}: split {split!r}")
         layout = direct_layout(document)
         folder = self._frames(split).rsplit("/", 1)[0]
         return None if layout is None else RemoteChunks(self._call, self._fs, folder, layout)
@@ -301,6 +318,9 @@ class RemoteZarrBackend(Backend):
     def array(self, split, name):
         key = (split, name)
         if key not in self._arrays:
+            where = f"{self.path}: split {split!r}, array {name!r}"
+            document = self._metadata(f"{split}/{name}/zarr.json", where)
+            self._separators[key] = check_zarr_array(document, where, name == "frames")
             store = self._store
             if name == "frames" and self._chunk_cache is not None:
                 store = self._cached(split)
@@ -315,7 +335,8 @@ class RemoteZarrBackend(Backend):
         spec = self._chunk_cache
         assert spec is not None
         meta = self.meta(split)
-        committed = int(self.array(split, COMMIT_ARRAY)[:2][1])
+        mark = self.array(split, COMMIT_ARRAY)[:2]
+        committed = int(mark[1]) if len(mark) == 2 else 0  # a fresh split has no mark yet
         chunk_rows = int(meta.get("frames_chunk") or 0)
         prefix = f"{split}/frames/c."
 
@@ -330,6 +351,26 @@ class RemoteZarrBackend(Backend):
         return _chunk_cache_class()(
             self._store, Path(spec.folder), folder, spec.max_bytes, cacheable
         )
+
+    def rows_on_disk(self, split, name):
+        array = self.array(split, name)
+        if not all(array.shape[1:]):
+            return int(array.shape[0])
+        folder = f"{self._root}/{split}/{name}"
+        nested = self._separators[(split, name)] == "/"
+
+        def names() -> list[str]:
+            self._fs.invalidate_cache(folder)
+            listed = self._fs.ls(f"{folder}/c" if nested else folder, detail=False)
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in listed]
+
+        try:
+            found = self._call(names)
+        except FatError:
+            found = []  # no chunk written yet: nothing to list
+        if nested:
+            found = [f"c.{n}" for n in found]
+        return chunk_prefix_rows(found, int(array.chunks[0]), int(array.shape[0]))
 
     def refresh(self):
         self._arrays.clear()

@@ -3,9 +3,12 @@
 An overwrite never destroys the split it replaces before the new one is whole: the new split
 is built as `<name>~new` (resumable like any split), then swapped in by renames, the old one
 kept as `<name>~old` until the new one has its name. A store opened for writing finishes a
-swap that was interrupted, so at every instant either the old or the new split is complete.
+swap that was interrupted, so at every instant either the old or the new split is complete;
+so does a reader where it may write the store (taking the writer's lock to do it), and
+elsewhere it names the state and what finishes it. `repair_store` does all a writer would.
 """
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -16,7 +19,7 @@ from fat.core.errors import FatError
 from fat.core.features import LogMelConfig
 from fat.core.ids import check_clip_id, validate_clip_id
 from fat.core.lock import ExclusiveLock
-from fat.store.backends import BACKENDS, SUFFIXES, format_for
+from fat.store.backends import BACKENDS, SUFFIXES, Backend, InterruptedWriter, format_for
 from fat.store.layout import (
     COMPRESSIONS,
     NEW_SUFFIX,
@@ -57,6 +60,8 @@ class FeatureStore:
         self.mode = mode
         self.chunk_cache = chunk_cache
         self._lock: ExclusiveLock | None = None
+        # What opening finished that a killed writer had left undone, one line each.
+        self.recovered: list[str] = []
         backend_class = BACKENDS[self.format]
         if is_url(self.path):
             if self.format != "zarr":
@@ -66,10 +71,15 @@ class FeatureStore:
                 )
             self.backend = RemoteZarrBackend(str(self.path), mode == "a", chunk_cache)
         elif mode == "r":
-            self.backend = backend_class(self.path, writable=False)
+            self.backend = self._open_for_reading(backend_class)
         else:
             backend_class.probe(self.path)  # a foreign file or folder: refused, untouched
             lock_path = backend_class.lock_path_for(self.path.resolve())
+            if lock_path.is_symlink():  # the lock is opened for writing: it must be our own
+                raise FatError(
+                    f"{path}: its lock file {lock_path.name!r} is a symbolic link (to "
+                    f"{str(lock_path.readlink())!r}); remove it, fat makes its own"
+                )
             made_folder = not lock_path.parent.exists()
             made_lock = not lock_path.exists()
             lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +87,7 @@ class FeatureStore:
             try:
                 self._lock.acquire()
                 self.backend = backend_class(self.path, writable=True)
-                self._finish_swaps()
+                self.recovered += self.backend.recovered + self._finish_swaps()
             except BaseException:
                 if made_lock:  # leave nothing behind where no store could be opened
                     lock_path.unlink(missing_ok=True)
@@ -93,10 +103,68 @@ class FeatureStore:
             )
         self._splits: dict[str, Split] = {}
 
+    def _open_for_reading(self, backend_class: type[Backend]) -> Backend:
+        """A read-only backend. What a killed writer left for the next writer to finish (an
+        HDF5 file still marked open for writing, an overwrite's swap between its renames) is
+        finished first where this process may write the store, under the writer's lock, as the
+        next writer would; elsewhere the state is reported (`_half_swapped`, InterruptedWriter)."""
+        try:
+            backend = backend_class(self.path, writable=False)
+        except InterruptedWriter:
+            if not self._finish_as_writer():
+                raise
+            return backend_class(self.path, writable=False)
+        try:
+            pending = any(g.endswith(OLD_SUFFIX) for g in backend.group_names())
+        except Exception:  # noqa: BLE001 - a damaged store: `_groups` reports it when asked
+            pending = False
+        if pending:
+            backend.close()  # HDF5 lets one process open a file one way at a time
+            self._finish_as_writer()
+            backend = backend_class(self.path, writable=False)
+        return backend
+
+    def _finish_as_writer(self) -> bool:
+        """Open the store for writing once, which finishes what a killed writer left; False
+        where this process may not (read-only files, another writer at work)."""
+        where = self.path.resolve()
+        if not os.access(where, os.W_OK) or not os.access(where.parent, os.W_OK):
+            return False
+        try:
+            FeatureStore(self.path, "a", self.format).close()
+        except FatError:
+            return False
+        return True
+
     def splits(self) -> list[str]:
-        """The complete splits; temporary ones of an overwrite and names that are not valid
+        """The complete splits, and those a killed overwrite left half-swapped (reading one
+        says what finishes it); temporary ones of an overwrite and names that are not valid
         split names (a damaged or crafted store) are left out."""
-        return [n for n in self._groups() if check_clip_id(n) is None]
+        names = [n for n in self._groups() if check_clip_id(n) is None]
+        return sorted(names + list(self._half_swapped()))
+
+    def _half_swapped(self) -> dict[str, str]:
+        """{split: why it cannot be read} for splits whose overwrite's swap stopped between
+        its renames (a writer killed there, or one between them right now)."""
+        groups = set(self._groups())
+        states = {}
+        for old in sorted(g for g in groups if g.endswith(OLD_SUFFIX)):
+            split = old.removesuffix(OLD_SUFFIX)
+            if split in groups or check_clip_id(split) is not None:
+                continue
+            if split + NEW_SUFFIX in groups:
+                there = (
+                    f"its old copy was renamed to {old!r} and its replacement, whole, is still "
+                    f"{split + NEW_SUFFIX!r}"
+                )
+            else:
+                there = f"only its old copy {old!r} is here"
+            states[split] = (
+                f"half-swapped: an --overwrite stopped between two renames (its writer was "
+                f"killed, or is renaming right now): {there}; opening the store for writing "
+                f"finishes it (run the writer again, or `fat store repair {self.path}`)"
+            )
+        return states
 
     def _groups(self) -> list[str]:
         try:
@@ -114,6 +182,9 @@ class FeatureStore:
             if name not in self.splits():
                 have = ", ".join(self.splits()) or "none"
                 raise FatError(f"{self.path}: no split {name!r} (splits: {have})")
+            half_swapped = self._half_swapped()
+            if name in half_swapped:
+                raise SplitUnreadable(self.path, name, half_swapped[name])
             reopen = partial(_open_split, str(self.path), self.format, name, self.chunk_cache)
             try:
                 split = Split.open(self.backend, name, reopen)
@@ -282,16 +353,29 @@ class FeatureStore:
         self.backend.compact()
         self._splits.pop(split, None)
 
-    def _finish_swaps(self) -> None:
-        """Complete an overwrite's swap that a kill interrupted (see the module docstring)."""
+    def _finish_swaps(self) -> list[str]:
+        """Complete an overwrite's swap that a kill interrupted (see the module docstring); a
+        line for each."""
+        done = []
         groups = set(self.backend.group_names())
-        for old in [g for g in groups if g.endswith(OLD_SUFFIX)]:
+        for old in sorted(g for g in groups if g.endswith(OLD_SUFFIX)):
             split = old.removesuffix(OLD_SUFFIX)
-            if split not in groups:
-                source = split + NEW_SUFFIX if split + NEW_SUFFIX in groups else old
-                self.backend.rename_split(source, split)
+            if check_clip_id(split) is not None:
+                continue  # not a name fat gives a split: a crafted store's, left alone
+            new = split + NEW_SUFFIX
+            if split in groups:
+                done.append(f"split {split}: removed {old}, the copy an --overwrite replaced")
+            elif new in groups:
+                self.backend.rename_split(new, split)
+                done.append(f"split {split}: finished the --overwrite a kill interrupted")
+            else:
+                self.backend.rename_split(old, split)
+                done.append(
+                    f"split {split}: restored from {old}, where a killed --overwrite left it"
+                )
             if old in set(self.backend.group_names()):
                 self.backend.delete_split(old)
+        return done
 
     def delete_split(self, split: str) -> None:
         if self.mode != "a":
@@ -306,8 +390,24 @@ class FeatureStore:
         names it and the reason, never an exception."""
         problems: list[str] = []
         notes: list[str] = []
-        for name in self._groups():
+        groups = set(self._groups())
+        half_swapped = self._half_swapped()
+        for split, state in half_swapped.items():
+            problems.append(f"split {split}: {state}")
+        for name in sorted(groups):
+            if name.endswith(OLD_SUFFIX):
+                split = name.removesuffix(OLD_SUFFIX)
+                if split in groups:
+                    notes.append(
+                        f"split {split}: {name!r}, the copy an --overwrite replaced, is still "
+                        "here; opening the store for writing removes it"
+                    )
+                elif split not in half_swapped:
+                    problems.append(f"split {name!r}: not a valid split name")
+                continue
             if name.endswith(NEW_SUFFIX):
+                if name.removesuffix(NEW_SUFFIX) in half_swapped:
+                    continue  # the half-swapped split's problem says what it is
                 notes.append(
                     f"split {name.removesuffix(NEW_SUFFIX)}: an unfinished --overwrite left its "
                     f"replacement {name!r}; rerun it to finish, or the old split stays"
@@ -363,6 +463,31 @@ def open_store(
     The format follows the suffix unless given, else the contents of an existing store; a new
     store needs a .zarr or .h5 suffix or `format`."""
     return FeatureStore(path, mode=mode, format=format, chunk_cache=chunk_cache)
+
+
+def repair_store(path: Path | str) -> list[str]:
+    """What a writer does on opening, for a store nobody is writing now (`fat store repair`):
+    finish what a killed writer left (an HDF5 file still marked open for writing, an
+    interrupted compaction, an overwrite's swap), and roll each split whose index points
+    outside its arrays, or whose last commit does not read back, to its last good commit (its
+    mel statistics recomputed). One line per thing done."""
+    if is_url(path):
+        raise FatError(f"{path}: stores on object storage are read-only to fat; repair the copy")
+    lines: list[str] = []
+    with open_store(path, "a") as store:
+        lines += store.recovered
+        for name in store.splits():
+            try:
+                meta = SplitMeta.from_dict(store.backend.meta(name))
+                writer = SplitWriter(store.backend, meta, name)
+            except FatError as e:
+                lines.append(f"split {name}: cannot be repaired ({e})")
+                continue
+            if writer.recovery:
+                if writer.n_clips:
+                    writer.update_stats()
+                lines.append(f"split {name}: {writer.recovery}")
+    return lines or [f"{path}: nothing to repair"]
 
 
 def _open_split(path: str, format: str, name: str, chunk_cache: ChunkCacheSpec | None) -> Split:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fat.core.errors import FatError, one_line
 from fat.core.ids import check_clip_id
 from fat.store.layout import checksum
 from fat.store.reader import Split
@@ -22,7 +23,12 @@ def verify_split(
     if split.n_clips and split.stats is None:
         notes.append(f"{where}: mel mean/std not computed for the current {split.n_clips} clips")
     if check_data and not problems and split.n_clips:
-        problems += _data_problems(split, progress)
+        try:
+            problems += _data_problems(split, progress)
+        except FatError as e:
+            problems.append(f"{where}: frames unreadable ({e})")
+        except Exception as e:  # noqa: BLE001 - damaged chunks fail in format-specific ways
+            problems.append(f"{where}: frames unreadable ({type(e).__name__}: {one_line(e)})")
     return problems, notes
 
 

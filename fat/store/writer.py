@@ -12,7 +12,7 @@ import numpy as np
 from fat.core.errors import FatError
 from fat.core.ids import validate_clip_id
 from fat.store.backends import Backend
-from fat.store.index import SplitIndex
+from fat.store.index import DamagedIndex, SplitIndex, last_good_commit
 from fat.store.layout import (
     COMMIT_ARRAY,
     SplitMeta,
@@ -115,8 +115,9 @@ class SplitWriter:
         self._on_complete = on_complete
         self._commit_every = commit_every
         self._commit_seconds = commit_seconds
-        self.recovery = self._verify_last_commit(SplitIndex.read(backend, self._group))
-        index = SplitIndex.read(backend, self._group)
+        index, damage = self._read_index()
+        self.recovery = damage or self._verify_last_commit(index)
+        index = SplitIndex.read(backend, self._group, meta)
         self.committed: set[str] = set(index.clip_ids)
         self.n_clips = index.n_clips
         self.n_frames = index.n_frames
@@ -129,6 +130,22 @@ class SplitWriter:
         n_mels = meta.feature_config.n_mels
         self._sums = np.zeros((2, n_mels)) if self.n_clips == 0 else None
         self._failed = False
+
+    def _read_index(self) -> tuple[SplitIndex, str | None]:
+        """The split's index, and None; or, for a split whose index points outside its arrays,
+        the index after the commit mark moved back to its last good commit (`last_good_commit`)
+        and what was done. Only a writer, which holds the store's lock, may move the mark: a
+        reader just reports the damage."""
+        try:
+            return SplitIndex.read(self._backend, self._group, self.meta), None
+        except DamagedIndex as e:
+            damage = str(e)
+        n, frames = last_good_commit(self._backend, self._group, self.meta)
+        self._grow(COMMIT_ARRAY, 4)[0:4] = np.array([n, frames, n, frames], dtype=np.int64)
+        self._backend.sync()
+        return SplitIndex.read(self._backend, self._group, self.meta), (
+            f"the split was damaged ({damage}); rolled back to its last good commit of {n} clips"
+        )
 
     def _verify_last_commit(self, index: SplitIndex) -> str | None:
         """Re-read the clips of the last commit against their checksums, and move the commit

@@ -20,7 +20,7 @@ import zarr
 
 from fat.core.errors import FatError
 from fat.core.labels import official_vocabulary
-from fat.store import open_store
+from fat.store import open_store, repair_store
 from fat.store.crops import gather_crops
 from tests.synthetic import SMALL_CONFIG, build_store, corrupt_frames, synthetic_clip
 
@@ -94,6 +94,30 @@ def test_a_full_disk_keeps_the_last_commit_and_a_rerun_completes(tmp_path, fmt):
         assert run_writer(reference, 1000)[0] == 0
         a, b = stored(path), stored(reference)
         assert a[0] == b[0] and np.array_equal(a[1], b[1])
+
+
+def test_a_full_disk_while_hdf5_gives_back_an_overwrite_space_is_one_line_then_repaired(
+    tmp_path,
+):
+    with tmpfs(tmp_path / "small", "7m") as disk:
+        path = disk / "s.h5"
+        assert run_writer(path, 200)[0] == 0
+        code, out = run_writer(path, 200, "--first", "300", "--overwrite")
+        lines = out.strip().splitlines()
+        assert code == 1 and lines[-1].startswith("error: "), out[-2000:]  # no traceback
+        assert "the disk is full" in lines[-1] and "fat store repair" in lines[-1]
+        assert sorted(p.name for p in disk.iterdir()) == ["s.h5", "s.h5.lock"]  # no .compact
+        ids, _ = stored(path)
+        assert ids == [f"clip{i:05d}.wav" for i in range(300, 500)]  # the replacement, whole
+        with open_store(path) as store:
+            assert store.verify()[0] == [] and store.splits() == ["noisy"]
+        swollen = path.stat().st_size
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        assert repair_store(path) == [
+            "rewrote the file without its holes (a full disk had stopped that)"
+        ]
+        assert path.stat().st_size < 0.7 * swollen and stored(path)[0] == ids
+        assert repair_store(path) == [f"{path}: nothing to repair"]  # the mark is gone
 
 
 @pytest.mark.parametrize("fmt", ["zarr", "h5"])
@@ -207,9 +231,8 @@ def test_a_swap_killed_half_way_is_finished_by_the_next_writer(tmp_path):
         w.commit()
         w.update_stats()
     (path / "curated").rename(path / "curated~old")  # killed between the two renames
-    with open_store(path) as store:
-        assert "curated" not in store
     with open_store(path, "a") as store:
+        assert store.recovered == ["split curated: finished the --overwrite a kill interrupted"]
         assert len(store.split("curated")) == 7 and store.splits() == ["curated"]
     assert not (path / "curated~old").exists() and not (path / "curated~new").exists()
 

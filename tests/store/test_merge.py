@@ -1,5 +1,7 @@
 """Featurizing on many hosts: `fat featurize --shard I/N` and `fat store merge`."""
 
+import subprocess
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -12,6 +14,7 @@ from fat.featurize.run import featurize_split
 from fat.featurize.settings import FeaturizeOptions
 from fat.store import open_store
 from fat.store.merge import merge_stores
+from tests.store.test_faults import tmpfs
 from tests.synthetic import corrupt_frames, make_fsd_layout
 
 CFG = LogMelConfig(n_mels=32)
@@ -79,6 +82,26 @@ def test_a_rerun_merge_continues_and_bad_inputs_are_refused(sharded, tmp_path):
     corrupt_frames(damaged, 1)
     with pytest.raises(FatError, match="checksum"):
         merge_stores(tmp_path / "from-damaged.zarr", [shards[0], damaged], progress=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_merging_into_hdf5_is_one_line_and_a_rerun_completes(sharded, tmp_path):
+    root, _ = sharded
+    shards = [str(root / f"shard{i}.zarr") for i in range(3)]
+    with tmpfs(tmp_path / "small", "400k") as disk:
+        out = disk / "merged.h5"
+        result = CliRunner().invoke(main, ["store", "merge", str(out), *shards, "--quiet"])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert lines[0].startswith(f"error: {out}: cannot write split")
+        assert "No space left on device" in lines[0] and "rerun to continue" in lines[0]
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        result = CliRunner().invoke(main, ["store", "merge", str(out), *shards, "--quiet"])
+        assert result.exit_code == 0, result.output
+        with open_store(out) as merged, open_store(root / "whole.zarr") as whole:
+            assert merged.verify()[0] == []
+            for name in ("curated", "test"):
+                assert sorted(merged.split(name).clip_ids) == sorted(whole.split(name).clip_ids)
 
 
 def test_shard_settings_are_checked():

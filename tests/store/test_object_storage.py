@@ -19,6 +19,7 @@ from fat.store import open_store
 from fat.store.layout import UNFINISHED_COPY
 from fat.store.remote import ChunkCacheSpec, cache_size, evict
 from fat.train.loop import train
+from tests.store.test_faults import tmpfs
 from tests.synthetic import build_store, tiny_run
 
 
@@ -206,3 +207,22 @@ def test_the_chunk_cache_evicts_the_least_recently_used_first(tmp_path):
         os.utime(path, (1000 + i, 1000 + i))
     assert evict(tmp_path, 450) == 400
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [f"c.{i}.0" for i in range(6, 10)]
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_copying_from_object_storage_is_one_line_and_a_rerun_completes(
+    local_store, bucket, tmp_path
+):
+    url = f"s3://{bucket}/features.zarr"
+    assert fat("store", "copy", local_store, url, "--quiet")[0] == 0
+    with tmpfs(tmp_path / "small", "200k") as disk:
+        back = disk / "back.zarr"
+        code, out = fat("store", "copy", url, back, "--quiet")
+        lines = out.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith("error: "), out
+        assert "disk is full" in lines[0] and "No space left on device" in lines[0]
+        assert not list(disk.rglob(".*.tmp")) and not list(disk.rglob("*.partial"))
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        code, out = fat("store", "copy", url, back, "--quiet")
+        assert code == 0 and "every clip verified" in out, out
+        assert_same_store(local_store, back)
