@@ -33,6 +33,15 @@ def atomic_write(path: Path, mode: str = "w", **open_kw) -> Iterator[IO]:
     # must not rename each other's temporary file away.
     tmp = path.with_name(f".{path.name}.{_WRITER}-{os.getpid()}.{secrets.token_hex(4)}.tmp")
     _remove_left_by_the_dead(path)
+    with replace_when_written(tmp, path, mode, **open_kw) as f:
+        yield f
+    fsync_directory(path.parent)
+
+
+@contextmanager
+def replace_when_written(tmp: Path, path: Path, mode: str = "w", **open_kw) -> Iterator[IO]:
+    """`tmp` opened for the block, made durable and renamed to `path` when it succeeds; removed
+    when it fails (a full disk: the one-line `disk_full` error)."""
     try:
         with open(tmp, mode, **open_kw) as f:
             yield f
@@ -44,7 +53,6 @@ def atomic_write(path: Path, mode: str = "w", **open_kw) -> Iterator[IO]:
         if isinstance(e, OSError) and e.errno in DISK_FULL:
             raise disk_full(path, e) from None
         raise
-    fsync_directory(path.parent)
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

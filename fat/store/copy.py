@@ -14,14 +14,13 @@ else made stays behind, and a store holding a link is refused when it is opened.
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fat.core.errors import FatError
-from fat.core.files import DISK_FULL, disk_full
+from fat.core.files import replace_when_written
 from fat.core.ids import check_clip_id
 from fat.core.progress import progress_bar
 from fat.store.backends import ZarrBackend
@@ -97,18 +96,9 @@ class Location:
         for key, data in files.items():
             path = Path(self.root) / key
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.partial")
-            try:
-                with open(partial, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(partial, path)
-            except BaseException as e:
-                partial.unlink(missing_ok=True)
-                if isinstance(e, OSError) and e.errno in DISK_FULL:
-                    raise disk_full(path, e) from None
-                raise
+            # No directory fsync per chunk file: the final verification re-reads them all.
+            with replace_when_written(path.with_name(f".{path.name}.partial"), path, "wb") as f:
+                f.write(data)
 
     def delete(self, prefix: str) -> None:
         base = f"{self.root}/{prefix}"

@@ -283,19 +283,25 @@ def claim_clips(path: Path, n_clips: int) -> None:
         file.close()
 
 
+def refusal_and_peak_memory(path: Path) -> tuple[str, int]:
+    """The error opening the curated split of `path` raises, and the most memory Python held
+    meanwhile."""
+    tracemalloc.start()
+    try:
+        with open_store(path) as store, pytest.raises(FatError) as error:
+            store.split("curated")
+        return str(error.value), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("fmt", ["zarr", "h5"])
 def test_a_clip_count_the_arrays_do_not_hold_is_refused_before_allocating(tmp_path, fmt):
     path = tmp_path / f"s.{fmt}"
     build_store(path, 48)
     claim_clips(path, 2_000_000)  # 256 MB of ids alone, in a store of a few hundred KB
-    tracemalloc.start()
-    try:
-        with open_store(path) as store, pytest.raises(FatError) as error:
-            store.split("curated")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert "commit mark (2000000 clips" in str(error.value) and "damaged" in str(error.value)
+    error, peak = refusal_and_peak_memory(path)
+    assert "commit mark (2000000 clips" in error and "damaged" in error
     assert peak < 32 << 20, f"{peak / 2**20:.0f} MiB allocated"
     started = time.monotonic()
     code, out = fat("store", "info", path)
@@ -372,14 +378,8 @@ def test_a_zarr_chunk_that_decompresses_past_the_bound_is_refused_unread(tmp_pat
     )  # fmt: skip
     bomb[: len(ids)] = ids
     assert sum(f.stat().st_size for f in folder.iterdir()) < 2 << 20
-    tracemalloc.start()
-    try:
-        with open_store(path) as store, pytest.raises(FatError) as error:
-            store.split("curated")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert "array 'ids'" in str(error.value) and "chunks of 268,435,456 bytes" in str(error.value)
+    error, peak = refusal_and_peak_memory(path)
+    assert "array 'ids'" in error and "chunks of 268,435,456 bytes" in error
     assert peak < 32 << 20, f"{peak / 2**20:.0f} MiB allocated"
     document = json.loads((folder / "zarr.json").read_text())
     document["chunk_grid"]["configuration"]["chunk_shape"] = [1024, 128]
