@@ -8,8 +8,9 @@ budget, three seeds, paired by seed, scored on the test split.
 Every run has the same number of steps of --batch-size (a 5-fold ensemble: that many per
 fold model) and trains on all curated clips (no hold-out; cross-validation holds out its
 folds). A job's numbers go to OUT/results/TAG.json the moment it ends (test lwlrap, CPU and
-wall seconds, its command), so a killed study reruns only what had not finished, and each
-finished row can be kept as it lands. On a CPU, --jobs single-thread processes run at a time;
+wall seconds, its command), so a killed study reruns only what had not finished (a training
+job killed half-way resumes from its last epoch), and each finished row can be kept as it
+lands; a job that fails is reported and the study goes on without the rows that need it. On a CPU, --jobs single-thread processes run at a time;
 --in-process runs the jobs one after another inside this process (no start-up per job,
 for a GPU). --minutes: start no job that would end past that much wall time (estimated from
 the jobs so far); the rows that did not fit are listed as such.
@@ -22,6 +23,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -155,17 +157,34 @@ def budget_flags(
     return flags + ([] if cv else ["--val-fraction", "0"])  # CV holds out its folds
 
 
+def continuing(argv: tuple[str, ...]) -> list[str]:
+    """The command of a job, continuing what a killed study left of it: a training run with a
+    checkpoint resumes from its last epoch (its saved settings); one without is started again;
+    a cross-validation continues when run again as it is."""
+    if argv[0] != "train":
+        return list(argv)
+    flag = {name: argv[i + 1] for i, name in enumerate(argv[:-1]) if name.startswith("--")}
+    out = Path(flag["--out"])
+    if not (out / "checkpoints" / "last.pt").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        return list(argv)
+    kept = ("--out", "--store", "--epochs", "--device", "--log-every")
+    return ["train", "--resume", *[a for k in kept for a in (k, flag[k])], "--quiet"]
+
+
 def run_job(job: Job, args: argparse.Namespace) -> dict:
-    """One fat command; its CPU seconds (the process and its children) and wall seconds."""
+    """One fat command; its CPU seconds (the process and its children) and wall seconds (of
+    this start: a resumed job counts only its rest)."""
     start = time.monotonic()
     log = args.out / "logs" / f"{job.tag}.log"
+    argv = continuing(job.argv)
     if args.in_process:
         from click.testing import CliRunner
 
         from fat.cli import main
 
         before = resource.getrusage(resource.RUSAGE_SELF)
-        done = CliRunner().invoke(main, job.argv)
+        done = CliRunner().invoke(main, argv)
         after = resource.getrusage(resource.RUSAGE_SELF)
         log.write_text(done.output)
         code = done.exit_code
@@ -173,7 +192,7 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
     else:
         env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.device == "cpu" else None
         with open(log, "w") as out:
-            proc = subprocess.Popen([args.fat, *job.argv], stdout=out, stderr=out, env=env)
+            proc = subprocess.Popen([args.fat, *argv], stdout=out, stderr=out, env=env)
             _, status, usage = os.wait4(proc.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         cpu = usage.ru_utime + usage.ru_stime
@@ -181,6 +200,7 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
         raise RuntimeError(f"{job.tag} failed (exit {code}); see {log}")
     result = {"tag": job.tag, "cpu_s": cpu, "wall_s": time.monotonic() - start}
     result["command"] = "fat " + shlex.join(job.argv)
+    result["resumed"] = argv != list(job.argv)
     if job.score:
         result["test_lwlrap"] = test_lwlrap(args.out / job.tag, job.score, args.device)
     return result
@@ -236,7 +256,12 @@ def run_study(args: argparse.Namespace, jobs: dict[str, Job]) -> tuple[dict[str,
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 tag = running.pop(future)
-                result = future.result()
+                try:
+                    result = future.result()
+                except RuntimeError as e:  # the study goes on; what needs this job is left out
+                    print(f"{time.strftime('%H:%M:%S')} {e}", flush=True)
+                    skipped.append(tag)
+                    continue
                 (results_dir / f"{tag}.json").write_text(json.dumps(result, indent=1) + "\n")
                 results[tag] = result
                 pace.append(result["wall_s"] / jobs[tag].units)

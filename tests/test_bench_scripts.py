@@ -163,3 +163,21 @@ def test_the_gpu_experiment_pack_runs_its_table_on_a_cpu_at_a_tiny_size(tmp_path
         )  # fmt: skip
     limited = pack(tmp_path / "limited", MINUTES="0.05", ROWS="skip-attention,strong")
     assert limited["not_run"] and set(limited["rows"]) < {"baseline", "skip-attention", "strong"}
+
+
+def test_a_killed_study_continues_each_job_where_it_stopped(tmp_path):
+    from experiments.techniques import continuing
+
+    out = tmp_path / "baseline-s0"
+    argv = ("train", "--store", "s.zarr", "--out", str(out), "--width", "0.25", "--epochs",
+            "40", "--seed", "1", "--device", "cpu", "--log-every", "50", "--quiet")  # fmt: skip
+    (out / "tensorboard").mkdir(parents=True)  # killed before its first checkpoint
+    assert continuing(argv) == list(argv) and not out.exists()  # started again, from nothing
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.pt").write_bytes(b"")
+    assert continuing(argv) == [
+        "train", "--resume", "--out", str(out), "--store", "s.zarr", "--epochs", "40",
+        "--device", "cpu", "--log-every", "50", "--quiet",
+    ]  # fmt: skip
+    cv = ("cv", "--folds", "5", "--out", str(tmp_path / "cv"))
+    assert continuing(cv) == list(cv)  # a CV continues when run again as it is
