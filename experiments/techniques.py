@@ -10,10 +10,11 @@ fold model) and trains on all curated clips (no hold-out; cross-validation holds
 folds). A job's numbers go to OUT/results/TAG.json the moment it ends (test lwlrap, CPU and
 wall seconds, its command), so a killed study reruns only what had not finished (a training
 job killed half-way resumes from its last epoch), and each finished row can be kept as it
-lands; a job that fails is reported and the study goes on without the rows that need it. On a CPU, --jobs single-thread processes run at a time;
---in-process runs the jobs one after another inside this process (no start-up per job,
-for a GPU). --minutes: start no job that would end past that much wall time (estimated from
-the jobs so far); the rows that did not fit are listed as such.
+lands; a job that fails is reported and the study goes on without the rows that need it.
+On a CPU, --jobs single-thread processes run at a time; --in-process runs the jobs one after
+another inside this process (no start-up per job, for a GPU). --minutes: start no job that
+would end past that much wall time (estimated from the jobs so far); the rows that did not
+fit are listed as such.
 
 A difference counts as outside the seed spread when it has the same sign for every seed and
 its mean is larger than the standard deviation over seeds of the baseline and of the row."""
@@ -83,6 +84,13 @@ ROWS = [
         (("teacher-cv", cv("--arch", "skip_attention")),
          ("distill", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{seed}",
                       "--teacher-temperature", "2", "--teacher-weight", "0.9")))),
+    Row("distill-crop",
+        "distill, the teacher predicting each crop the student trains on "
+        "(`--teacher-targets crop`; ~2.5x the CPU per step)",
+        (("teacher-cv", cv("--arch", "skip_attention")),
+         ("distill-crop", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{seed}",
+                           "--teacher-temperature", "2", "--teacher-weight", "0.9",
+                           "--teacher-targets", "crop")))),
     Row("distill-teacher", "the teacher above: 5-fold skip-attention ensemble (5.6x the CPU)",
         (("teacher-cv", cv("--arch", "skip_attention")),), scored="teacher-cv"),
     Row("strong", "`--recipe strong` at this budget (noisy half and half, Lsoft, EMA 0.999)",

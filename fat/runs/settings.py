@@ -307,6 +307,14 @@ class ExperimentConfig(Settings):
         high=1.0,
         section=DISTILLATION,
     )
+    teacher_targets: str = setting(
+        "clip",
+        "What the teacher predicts: each clip whole, once before training (kept in the run), or "
+        "each crop the student trains on, after its augmentation and mixing (the teacher runs "
+        "beside the student at every step, and must be there when the run resumes).",
+        choices=("clip", "crop"),
+        section=DISTILLATION,
+    )
     init: str = setting("", "Run directory whose best weights initialise the model.", section=MODEL)
     pretrained: str = setting(
         "",
@@ -369,6 +377,8 @@ class ExperimentConfig(Settings):
         if reason:
             problems.append(reason)
         problems += model_setting_problems(self.model_kwargs)
+        if self.teacher_targets == "crop" and not self.teacher:
+            problems.append("--teacher-targets crop needs --teacher")
         if self.teacher and self.noisy_targets:
             problems.append("--teacher and --noisy-targets both replace targets: give one")
         if self.noisy_head and "noisy" not in self.train_splits:

@@ -53,6 +53,7 @@ from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import Split
 from fat.store.remote import ChunkCacheSpec, is_url
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
+from fat.train.crop_teacher import CropTeacher, load_crop_teacher
 from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.loaders import CropBatchSource, Loader, choose_input, make_loader
 from fat.train.losses import lsoft_targets, training_loss
@@ -138,6 +139,7 @@ class TrainingRun:
     steps_per_epoch: int
     single_label: bool = False  # softmax cross-entropy, one label per clip
     metric: str = "lwlrap"  # the validation metric that picks best.pt
+    teacher: CropTeacher | None = None  # --teacher-targets crop: targets for every crop
 
     @property
     def groups(self) -> list[tuple[str, torch.nn.Module]]:
@@ -247,6 +249,18 @@ def set_up(
         for line in lines:
             tqdm.write(line, file=sys.stderr)
     first = data.splits[0].split
+    teacher = None
+    if experiment.teacher and experiment.teacher_targets == "crop":
+        with torch.random.fork_rng(devices=[]):  # loading the teacher draws from the seeded RNG
+            teacher = load_crop_teacher(
+                experiment.teacher,
+                first.feature_config,
+                first.vocabulary,
+                data.normalizer,
+                device,
+                experiment.teacher_temperature,
+                experiment.teacher_weight,
+            )
     tr = TrainingRun(
         experiment=experiment,
         options=options,
@@ -269,6 +283,7 @@ def set_up(
         steps_per_epoch=steps_per_epoch,
         single_label=single_label,
         metric=metric,
+        teacher=teacher,
     )
     return tr, progress
 
@@ -323,7 +338,7 @@ class GivenTargets:
             targets["noisy"] = read_submission(
                 run.noisy_targets_file if resume else Path(experiment.noisy_targets)
             )
-        if experiment.teacher:
+        if experiment.teacher and experiment.teacher_targets == "clip":
             targets = _teacher_targets(experiment, options, run, resume, lead)
         return cls(clips, targets)
 
@@ -473,7 +488,7 @@ def record_start(
         run.save_noisy_clips(given.noisy_clips, experiment.noisy_clips)
     if experiment.noisy_targets:
         write_submission(run.noisy_targets_file, *given.soft_targets["noisy"])
-    if experiment.teacher:
+    if experiment.teacher and experiment.teacher_targets == "clip":
         for split, targets in given.soft_targets.items():
             write_submission(run.teacher_file(split), *targets)
 
@@ -666,6 +681,8 @@ def train_one_epoch(tr: TrainingRun, epoch: int, step: int) -> tuple[EpochStats,
         if e.mixup > 0:
             x, y, partner, lam = MIXER_FUNCTIONS[e.mixer](x, y, e.mixup, gen)
             noisy = lam * noisy + (1 - lam) * noisy[partner]
+        if tr.teacher is not None:  # the teacher's answer to exactly this (mixed) input
+            y = tr.teacher.targets(x, y)
         # bf16 autocast on CUDA only: a CPU without native bf16 runs it far slower.
         with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
             out = tr.net(x)

@@ -136,3 +136,62 @@ def test_a_killed_student_resumes_without_its_teacher(store, teacher, tmp_path):
     whole += command[command.index("--out") + 2 :]
     assert subprocess.run(whole, capture_output=True).returncode == 0
     assert losses(tmp_path / "killed") == pytest.approx(losses(tmp_path / "whole"), rel=1e-6)
+
+
+def test_a_crop_teacher_answers_the_students_input_as_its_own(store, teacher, tmp_path):
+    """The student's input, normalised by the student's statistics, reaches each member as
+    that member's own normalisation of the same raw crop would."""
+    import torch
+
+    from fat.models.input import ModelInput
+    from fat.runs.checkpoint import load_trained_model
+    from fat.store import open_store
+    from fat.store.normalize import Normalizer
+    from fat.train.crop_teacher import load_crop_teacher
+
+    with open_store(store) as s:
+        splits = [s.split(name) for name in SPLITS]
+        student = Normalizer.from_splits(splits)  # curated and noisy: not the teacher's own
+        raw = np.stack([splits[1].read_rows(k * 40, k * 40 + 32) for k in range(4)])
+        crop_teacher = load_crop_teacher(
+            [str(teacher)], splits[0].feature_config, splits[0].vocabulary, student,
+            torch.device("cpu"), temperature=2.0, weight=1.0,
+        )  # fmt: skip
+    own = np.full(4, 32)
+    member = load_trained_model(teacher)
+    assert not np.allclose(member.normalizer.mean, student.mean)
+    with torch.no_grad():
+        expected = torch.sigmoid(member.model(ModelInput(member.normalizer, "cpu")(raw, own)) / 2)
+    x = ModelInput(student, "cpu")(raw, own)
+    labels = torch.zeros_like(expected)
+    assert torch.allclose(crop_teacher.targets(x, labels), expected, atol=1e-5)
+    crop_teacher.weight = 0.25
+    assert torch.allclose(crop_teacher.targets(x, labels + 1), 0.25 * expected + 0.75, atol=1e-5)
+
+
+def test_crop_targets_train_end_to_end_and_need_the_teacher_to_resume(store, teacher, tmp_path):
+    borrowed = tmp_path / "teacher"
+    shutil.copytree(teacher, borrowed)
+    teach = ["--teacher", str(borrowed), "--teacher-weight", "1"]
+    runs = {}
+    for targets in ("clip", "crop"):
+        runs[targets] = tmp_path / targets
+        args = student_args(store, runs[targets], *teach, "--teacher-targets", targets, epochs=1)
+        done = CliRunner().invoke(main, args)
+        assert done.exit_code == 0, done.output
+    assert not RunDirectory(runs["crop"]).teacher_file("curated").exists()  # nothing to keep
+    assert losses(runs["crop"]) != pytest.approx(losses(runs["clip"]), rel=1e-3)
+    alone, weight0 = tmp_path / "alone", tmp_path / "weight0"
+    assert CliRunner().invoke(main, student_args(store, alone, epochs=1)).exit_code == 0
+    args = student_args(store, weight0, *teach[:2], "--teacher-targets", "crop", epochs=1)
+    assert CliRunner().invoke(main, [*args, "--teacher-weight", "0"]).exit_code == 0
+    assert losses(weight0) == pytest.approx(losses(alone), rel=1e-6)  # the teacher drew no RNG
+    shutil.rmtree(borrowed)
+    resume = ["train", "--resume", "--out", str(runs["crop"]), "--epochs", "2", "--quiet"]
+    done = CliRunner().invoke(main, resume)
+    assert done.exit_code == 1 and done.output.count("\n") == 1, done.output
+    assert "--teacher-targets crop needs its teacher at each start" in done.output
+    done = CliRunner().invoke(
+        main, student_args(store, tmp_path / "x", "--teacher-targets", "crop")
+    )
+    assert done.exit_code != 0 and "--teacher-targets crop needs --teacher" in done.output
