@@ -5,6 +5,9 @@ chunks) copied there with `fat store copy`, then
 - load into RAM (`Split.load()` from s3://) in MB/s, against the server's own raw GET rate
   for the same chunk objects (s3fs fetching all of them concurrently, nothing decoded), and
   against the same load from the local store;
+- opening the split (its index, and the listing of its frames' chunk objects that checks the
+  commit mark against what the bucket holds) from s3://, against the bare listing and the
+  same open of the local store;
 - crops/s streamed for training (`gather_crops`, batches of 64 random 128-frame crops) from
   s3:// with a cold chunk cache, the same crops again with the cache warm, and from the
   local store (warm page cache) as the reference.
@@ -104,6 +107,17 @@ def main() -> None:
                     loaded = store.split("curated").load()
                     load_s = min(load_s, time.perf_counter() - began)
             assert np.array_equal(loaded.read_rows(0, 4096), in_ram.read_rows(0, 4096))
+            opens = {"local": [], "s3": [], "list": []}
+            for _ in range(5):  # medians: each open is a fraction of a second
+                for name, where in (("local", local), ("s3", url)):
+                    began = time.perf_counter()
+                    with open_store(where) as store:
+                        store.split("curated")
+                    opens[name].append(time.perf_counter() - began)
+                began = time.perf_counter()
+                fs.invalidate_cache()
+                fs.ls("bench/features.zarr/curated/frames", detail=False)
+                opens["list"].append(time.perf_counter() - began)
             rng = np.random.default_rng(1)
             n = split.n_clips
             clips = rng.integers(0, n, size=(args.batches, 64))
@@ -129,6 +143,9 @@ def main() -> None:
         "load_from_s3_mb_per_s": rate(mb, load_s),
         "load_vs_raw_get": round(raw_s / load_s, 2),
         "load_from_local_mb_per_s": rate(mb, local_load_s),
+        "open_split_s3_s": round(float(np.median(opens["s3"])), 3),
+        "list_frames_chunks_s3_s": round(float(np.median(opens["list"])), 3),
+        "open_split_local_s": round(float(np.median(opens["local"])), 3),
         "crops_per_s_local_warm": local_crops,
         "crops_per_s_s3_cold_cache": cold,
         "crops_per_s_s3_warm_cache": warm,

@@ -245,7 +245,7 @@ class RemoteZarrBackend(Backend):
             raise not_a_store(path, "its zarr.json is not a Zarr group")
         check_format(path, document.get("attributes", {}))  # type: ignore[arg-type]
         self._arrays: dict[tuple[str, str], Any] = {}
-        self._separators: dict[tuple[str, str], str] = {}
+        self._listings: dict[str, dict[str, list[str]]] = {}
         zarr.config.set({"async.concurrency": REMOTE_CONCURRENCY})
 
     @staticmethod
@@ -320,7 +320,7 @@ class RemoteZarrBackend(Backend):
         if key not in self._arrays:
             where = f"{self.path}: split {split!r}, array {name!r}"
             document = self._metadata(f"{split}/{name}/zarr.json", where)
-            self._separators[key] = check_zarr_array(document, where, name == "frames")
+            check_zarr_array(document, where, name == "frames")
             store = self._store
             if name == "frames" and self._chunk_cache is not None:
                 store = self._cached(split)
@@ -356,24 +356,34 @@ class RemoteZarrBackend(Backend):
         array = self.array(split, name)
         if not all(array.shape[1:]):
             return int(array.shape[0])
-        folder = f"{self._root}/{split}/{name}"
-        nested = self._separators[(split, name)] == "/"
-
-        def names() -> list[str]:
-            self._fs.invalidate_cache(folder)
-            listed = self._fs.ls(f"{folder}/c" if nested else folder, detail=False)
-            return [p.rstrip("/").rsplit("/", 1)[-1] for p in listed]
-
-        try:
-            found = self._call(names)
-        except FatError:
-            found = []  # no chunk written yet: nothing to list
-        if nested:
-            found = [f"c.{n}" for n in found]
+        found = self._chunk_names(split).get(name, [])
         return chunk_prefix_rows(found, int(array.chunks[0]), int(array.shape[0]))
+
+    def _chunk_names(self, split: str) -> dict[str, list[str]]:
+        """{array: its chunk names as c.I.J} from one listing of the whole split (a request
+        per thousand objects, not a listing per array), kept until `refresh`."""
+        if split not in self._listings:
+            base = f"{self._root}/{split}"
+
+            def keys() -> list[str]:
+                self._fs.invalidate_cache(base)
+                return self._fs.find(base, detail=False)
+
+            try:
+                listed = self._call(keys)
+            except FatError:
+                listed = []  # nothing written yet
+            names: dict[str, list[str]] = {}
+            for key in listed:
+                parts = key[len(base) + 1 :].split("/")  # ARRAY/c.I.J, or ARRAY/c/I/J
+                if len(parts) >= 2 and parts[1].split(".")[0] == "c":
+                    names.setdefault(parts[0], []).append(".".join(parts[1:]))
+            self._listings[split] = names
+        return self._listings[split]
 
     def refresh(self):
         self._arrays.clear()
+        self._listings.clear()
         self._fs.invalidate_cache()
 
     def disk_usage(self):
