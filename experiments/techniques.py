@@ -96,7 +96,7 @@ ROWS = [
     Row("strong", "`--recipe strong` at this budget (noisy half and half, Lsoft, EMA 0.999)",
         (("strong", ("train", "--recipe", "strong")),),
         kind="ema"),
-    Row("mixer-concat", "`--mixer concat` (SigmoidConcat-like) instead of mixup",
+    Row("mixer-concat", "`--mixer concat` (two halves joined by a sigmoid ramp, labels united)",
         (("mixer-concat", train("--mixer", "concat")),)),
     Row("mixer-specmix", "`--mixer specmix` instead of mixup",
         (("mixer-specmix", train("--mixer", "specmix")),)),

@@ -148,9 +148,10 @@ class ExperimentConfig(Settings):
     )
     mixer: str = setting(
         "mixup",
-        "How pairs mix: mixup (blend inputs and targets), concat (the first lam of one crop's "
-        "frames then the rest of the other's, targets the union), specmix (a band of frames "
-        "and a band of mels of the other pasted in, targets by area).",
+        "How pairs mix: mixup (blend inputs and targets), concat (one crop's first half then "
+        "the other's second half, joined by a sigmoid ramp, targets the union; --mixup only "
+        "switches it on), specmix (a band of frames and a band of mels of the other pasted "
+        "in, targets by area).",
         choices=MIXERS,
         section=AUGMENTATION,
     )

@@ -69,13 +69,16 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) 
 
 
 def concat(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) -> Mixed:
-    """The first lam of each crop's frames followed by the rest of its partner's, targets
-    the union of both label sets (SigmoidConcat of the FAT2019 winners: both sounds are
-    there, so both classes are present)."""
-    perm, lam, _ = _partner_and_share(x, alpha, gen)
-    cut = int(round(lam * x.shape[2]))
-    mixed = torch.cat([x[:, :, :cut], x[perm][:, :, cut:]], dim=2)
-    return mixed, torch.maximum(y, y[perm]), perm, cut / x.shape[2]
+    """Each crop's first half followed by its partner's second half, joined by a sigmoid ramp
+    of random steepness (from -r to r over the crop, r in 3..12), targets the union of both
+    label sets: each sound keeps about half of the crop, so both classes are really there.
+    `alpha` plays no part. (A cut at a Beta(alpha, alpha) share, the first version, gave the
+    union to crops where the partner kept a sliver of frames, and lost to mixup.)"""
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    radius = float(torch.randint(3, 13, (1,), generator=gen))
+    ramp = torch.sigmoid(torch.linspace(-radius, radius, x.shape[2], device=x.device))
+    mixed = (1 - ramp) * x + ramp * x[perm]
+    return mixed.to(x.dtype), torch.maximum(y, y[perm]), perm, 0.5
 
 
 def specmix(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) -> Mixed:

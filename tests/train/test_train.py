@@ -172,10 +172,14 @@ def test_concat_and_specmix_mechanics():
     a = torch.arange(6.0)[:, None, None].expand(6, 16, 40).clone()  # sample i is all i
     labels = torch.eye(6, 80)
     for step in range(5):
-        mixed, y, partner, lam = concat(a, labels, 0.4, step_generator(0, 1, step))
-        cut = round(lam * 40)
-        assert torch.equal(mixed[:, :, :cut], a[:, :, :cut])
-        assert torch.equal(mixed[:, :, cut:], a[partner][:, :, cut:])
+        mixed, y, partner, share = concat(a, labels, 0.4, step_generator(0, 1, step))
+        moved = partner != torch.arange(6)
+        assert torch.allclose(mixed[~moved], a[~moved]) and share == 0.5
+        ramp = (mixed[moved] - a[moved]) / (a[partner][moved] - a[moved])  # the partner's share
+        assert torch.allclose(ramp, ramp[:, :1, :])  # the same for every mel band
+        assert (ramp.diff(dim=2) >= -1e-6).all() and (ramp[:, :, 0] < 0.05).all()
+        assert (ramp[:, :, -1] > 0.95).all()  # from the crop alone to the partner alone
+        assert (ramp[:, :, 19:21].mean(dim=2) - 0.5).abs().max() < 0.1  # each keeps half
         assert torch.equal(y, torch.maximum(labels, labels[partner]))  # both sounds are there
         mixed, y, partner, share = specmix(a, labels, 0.4, step_generator(0, 2, step))
         own = (mixed == a).float().mean(dim=(1, 2))
