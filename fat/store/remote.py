@@ -178,6 +178,16 @@ def evict(folder: Path, keep_bytes: int) -> int:
     return total
 
 
+def _array_from(store: Any, path: str, document: dict[str, Any]) -> Any:
+    """The zarr array at `path` built from the metadata `document` already read and checked:
+    no second request for it, and zarr reads by exactly what was checked."""
+    from zarr import Array
+    from zarr.core.array import AsyncArray
+    from zarr.storage import StorePath
+
+    return Array(AsyncArray.from_dict(StorePath(store, path), document))
+
+
 class RemoteChunks:
     """A remote frames array in the raw layout `direct_layout` knows, read as its chunk objects:
     loading a split fetches them many at a time, straight into the output array."""
@@ -324,9 +334,7 @@ class RemoteZarrBackend(Backend):
             store = self._store
             if name == "frames" and self._chunk_cache is not None:
                 store = self._cached(split)
-            self._arrays[key] = self._call(
-                lambda: self._zarr.open_array(store, path=f"{split}/{name}", mode="r")
-            )
+            self._arrays[key] = self._call(lambda: _array_from(store, f"{split}/{name}", document))
         return self._arrays[key]
 
     def _cached(self, split: str) -> Any:
