@@ -35,6 +35,7 @@ from fat.core.files import DISK_FULL
 from fat.store.direct import ChunkFiles
 from fat.store.layout import COMMIT_ARRAY, UNFINISHED_COPY, ArraySpec
 from fat.store.safety import (
+    array_from_metadata,
     check_hdf5_file,
     check_store_tree,
     check_zarr_array,
@@ -257,12 +258,11 @@ class ZarrBackend(Backend):
     def array(self, split, name):
         key = (split, name)
         if key not in self._arrays:
-            mode = "r+" if self.writable else "r"
             folder = self.path / split / name
             where = f"{self.path}: split {split!r}, array {name!r}"
             document = read_metadata_file(folder / "zarr.json", where)
             self._separators[key] = check_zarr_array(document, where, name == "frames")
-            array = self._zarr.open_array(folder, mode=mode)
+            array = array_from_metadata(self._root.store, f"{split}/{name}", document)
             if self.writable:
                 # By default zarr compares every chunk it writes with the fill value to skip
                 # empty ones: a full extra pass over the data for chunks that are never empty.

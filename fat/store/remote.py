@@ -24,7 +24,12 @@ from fat.core.errors import FatError, one_line
 from fat.store.backends import Backend, check_format, not_a_store
 from fat.store.direct import direct_layout
 from fat.store.layout import COMMIT_ARRAY, MAX_METADATA_BYTES, UNFINISHED_COPY
-from fat.store.safety import check_zarr_array, chunk_prefix_rows, parse_metadata
+from fat.store.safety import (
+    array_from_metadata,
+    check_zarr_array,
+    chunk_prefix_rows,
+    parse_metadata,
+)
 
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Packages that provide a protocol, named in the error when one is missing.
@@ -178,16 +183,6 @@ def evict(folder: Path, keep_bytes: int) -> int:
     return total
 
 
-def _array_from(store: Any, path: str, document: dict[str, Any]) -> Any:
-    """The zarr array at `path` built from the metadata `document` already read and checked:
-    no second request for it, and zarr reads by exactly what was checked."""
-    from zarr import Array
-    from zarr.core.array import AsyncArray
-    from zarr.storage import StorePath
-
-    return Array(AsyncArray.from_dict(StorePath(store, path), document))
-
-
 class RemoteChunks:
     """A remote frames array in the raw layout `direct_layout` knows, read as its chunk objects:
     loading a split fetches them many at a time, straight into the output array."""
@@ -334,7 +329,8 @@ class RemoteZarrBackend(Backend):
             store = self._store
             if name == "frames" and self._chunk_cache is not None:
                 store = self._cached(split)
-            self._arrays[key] = self._call(lambda: _array_from(store, f"{split}/{name}", document))
+            path = f"{split}/{name}"
+            self._arrays[key] = self._call(lambda: array_from_metadata(store, path, document))
         return self._arrays[key]
 
     def _cached(self, split: str) -> Any:

@@ -145,6 +145,16 @@ def _zarr_array_problem(doc: Any, compressible: bool) -> tuple[str | None, str]:
     return None, separator
 
 
+def array_from_metadata(store: Any, path: str, document: dict[str, Any]) -> Any:
+    """The zarr array at `path` of `store`, built from the metadata `document` already read and
+    checked (`check_zarr_array`): zarr reads by exactly what was checked, and no second read."""
+    from zarr import Array
+    from zarr.core.array import AsyncArray
+    from zarr.storage import StorePath
+
+    return Array(AsyncArray.from_dict(StorePath(store, path), document))
+
+
 def chunk_prefix_rows(names: Iterable[str], chunk_rows: int, rows: int) -> int:
     """How many leading rows (at most `rows`) the chunk files `names` (c.I.0... or c.I, as
     the array's folder lists them) hold: up to the first chunk that is missing, past which
