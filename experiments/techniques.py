@@ -277,6 +277,17 @@ def run_study(args: argparse.Namespace, jobs: dict[str, Job]) -> tuple[dict[str,
     return results, skipped
 
 
+def row_cpu_minutes(row: Row, seeds: list[int], results: dict[str, dict]) -> float:
+    """CPU minutes of one seed of `row`, the mean over the seeds whose jobs each ran whole
+    (a resumed job's CPU time counts only its rest); NaN when none did."""
+    per_seed = []
+    for s in seeds:
+        done = [results[f"{tag}-s{s}"] for tag, _ in row.jobs]
+        if not any(r.get("resumed") for r in done):
+            per_seed.append(sum(r["cpu_s"] for r in done) / 60)
+    return float(np.mean(per_seed)) if per_seed else float("nan")
+
+
 def spread_note(deltas: np.ndarray, spread: float) -> str:
     if (deltas > 0).all() and deltas.mean() > spread:
         return "**gain, outside the spread**"
@@ -302,11 +313,10 @@ def table(args: argparse.Namespace, rows: list[Row], results: dict[str, dict]) -
             lines.append(f"| {row.name} | {row.what} | not run (time limit) | | | | |")
             continue
         values = np.array([results[t]["test_lwlrap"] for t in tags])
-        cpu = np.mean(
-            [sum(results[f"{tag}-s{s}"]["cpu_s"] for tag, _ in row.jobs) / 60 for s in seeds]
-        )
+        cpu = row_cpu_minutes(row, seeds, results)
         spread = values.std(ddof=1) if len(seeds) > 1 else 0.0
-        entry = {"test_lwlrap": values.tolist(), "mean": values.mean(), "cpu_min": cpu}
+        cpu_min = None if np.isnan(cpu) else cpu
+        entry = {"test_lwlrap": values.tolist(), "mean": values.mean(), "cpu_min": cpu_min}
         paired = note = ""
         if row.name == "baseline":
             base = values
@@ -321,7 +331,7 @@ def table(args: argparse.Namespace, rows: list[Row], results: dict[str, dict]) -
         std = values.std(ddof=1) if len(seeds) > 1 else 0.0
         lines.append(
             f"| {row.name} | {row.what} | {per_seed} | {values.mean():.3f} +- {std:.3f} "
-            f"| {paired} | {note} | {cpu:.1f} |"
+            f"| {paired} | {note} | {'?' if np.isnan(cpu) else f'{cpu:.1f}'} |"
         )
     print("\n".join(lines))
     return figures
