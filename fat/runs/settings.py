@@ -290,7 +290,7 @@ class ExperimentConfig(Settings):
         (),
         "Runs, cross-validation directories or RUN:KIND checkpoints, comma-separated, whose "
         "predictions (their mean) every training clip learns instead of, or beside, its labels "
-        "(distillation); computed once when the run starts and kept in it.",
+        "(distillation); see --teacher-targets for when they are computed.",
         section=DISTILLATION,
     )
     teacher_temperature: float = setting(
