@@ -177,7 +177,8 @@ def continuing(argv: tuple[str, ...]) -> list[str]:
         shutil.rmtree(out, ignore_errors=True)
         return list(argv)
     kept = ("--out", "--store", "--epochs", "--device", "--log-every")
-    return ["train", "--resume", *[a for k in kept for a in (k, flag[k])], "--quiet"]
+    compiled = ["--compile"] if "--compile" in argv else []  # a machine option: may change
+    return ["train", "--resume", *[a for k in kept for a in (k, flag[k])], *compiled, "--quiet"]
 
 
 def run_job(job: Job, args: argparse.Namespace) -> dict:

@@ -179,5 +179,6 @@ def test_a_killed_study_continues_each_job_where_it_stopped(tmp_path):
         "train", "--resume", "--out", str(out), "--store", "s.zarr", "--epochs", "40",
         "--device", "cpu", "--log-every", "50", "--quiet",
     ]  # fmt: skip
+    assert continuing((*argv[:-1], "--compile", "--quiet"))[-2:] == ["--compile", "--quiet"]
     cv = ("cv", "--folds", "5", "--out", str(tmp_path / "cv"))
     assert continuing(cv) == list(cv)  # a CV continues when run again as it is

@@ -269,7 +269,7 @@ def set_up(
         run=run,
         data=data,
         model=parts.model,
-        net=training_forward(parts.model, ranks),
+        net=training_forward(parts.model, ranks, options.compile),
         optimizer=parts.optimizer,
         swa=parts.swa,
         ema=parts.ema,
@@ -504,9 +504,22 @@ class TrainingForward(torch.nn.Module):
         return self.model.forward_train(x)
 
 
-def training_forward(model: TaggingModel, ranks: Ranks) -> torch.nn.Module:
+def training_forward(model: TaggingModel, ranks: Ranks, compiled: bool = False) -> torch.nn.Module:
+    """The model's training outputs as one module: wrapped for DDP with several ranks, and
+    compiled with `compiled` (the model itself stays as it is, for checkpoints and validation)."""
     net = TrainingForward(model)
-    return torch.nn.parallel.DistributedDataParallel(net) if ranks.world > 1 else net
+    net = torch.nn.parallel.DistributedDataParallel(net) if ranks.world > 1 else net
+    if not compiled:
+        return net
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if on_cpu and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        raise FatError("--compile on a CPU needs a C++ compiler (c++, g++ or clang++) on PATH")
+    # Random ops (dropout) drawn from torch's own generator, as uncompiled: the same masks, so
+    # a compiled run follows the plain one to rounding and resumes from its saved RNG state.
+    import torch._inductor.config as inductor  # lazy: only compiled runs need it
+
+    inductor.fallback_random = True
+    return torch.compile(net, dynamic=False)  # a new shape recompiles, never goes symbolic
 
 
 @contextmanager

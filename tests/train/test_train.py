@@ -553,3 +553,18 @@ def test_tensorboard_events_hold_the_metrics_of_metrics_csv(tiny_store, tmp_path
     events.Reload()
     logged = [e.value for e in events.Scalars("val_lwlrap")]
     assert logged == pytest.approx(pd.read_csv(out / "metrics.csv")["val_lwlrap"].tolist())
+
+
+@pytest.mark.slow
+def test_a_compiled_training_step_agrees_with_the_plain_one_and_resumes(tiny_store, tmp_path):
+    experiment, plain = tiny_run(tiny_store, tmp_path / "plain", epochs=2, mixup=0.4)
+    train(experiment, plain)
+    compiled = plain.replace(out=str(tmp_path / "compiled"), compile=True)
+    train(experiment, compiled, stop_after=1)
+    train(experiment, compiled, resume=True)
+    a = [float(r["train_loss"]) for r in read_csv(tmp_path / "plain" / "steps.csv")]
+    b = [float(r["train_loss"]) for r in read_csv(tmp_path / "compiled" / "steps.csv")]
+    assert len(a) == len(b) and b == pytest.approx(a, rel=1e-3)  # to rounding
+    state = load_checkpoint(RunDirectory(tmp_path / "compiled").checkpoint("last"))
+    assert not any("_orig_mod" in key for key in state["model"])  # the model saved as it is
+    assert load_trained_model(tmp_path / "compiled", "best").epoch >= 1
