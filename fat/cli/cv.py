@@ -169,12 +169,12 @@ def pseudo_label(sources, store, how, temperature, blend, out, quiet, **kw) -> N
     blended with the given labels."""
     from fat.core.submission import write_submission
     from fat.predict.ensemble import Source
-    from fat.predict.pseudo_labels import noisy_targets
+    from fat.predict.pseudo_labels import teacher_targets
 
     cfg = PredictConfig.from_dict(given_settings(PredictConfig, kw))
     parsed = [Source.parse(s, cfg.checkpoint) for s in sources]
-    ids, vocabulary, targets = noisy_targets(
-        parsed, store, how, temperature, blend, cfg, progress=not quiet
+    ids, vocabulary, targets = teacher_targets(
+        parsed, "noisy", store, how, temperature, blend, cfg, progress=not quiet
     )
     write_submission(out, ids, vocabulary, targets)
     click.echo(

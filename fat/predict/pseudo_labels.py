@@ -59,16 +59,3 @@ def teacher_targets(
             raise FatError(f"--blend: the {split} split has no labels to blend with")
         soft = blend * result.labels + (1 - blend) * soft
     return result.clip_ids, result.vocabulary, soft
-
-
-def noisy_targets(
-    sources: Sequence[Source],
-    store: Path | str | None = None,
-    how: str = "mean",
-    temperature: float = 1.0,
-    blend: float = 0.0,
-    cfg: PredictConfig | None = None,
-    progress: bool = False,
-) -> tuple[list[str], tuple[str, ...], np.ndarray]:
-    """`teacher_targets` of the noisy split (`fat pseudo-label`)."""
-    return teacher_targets(sources, "noisy", store, how, temperature, blend, cfg, progress)
