@@ -211,6 +211,8 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
     result["resumed"] = argv != list(job.argv)
     if job.score:
         result["test_lwlrap"] = test_lwlrap(args.out / job.tag, job.score, args.device)
+    if job.score and job.argv[0] == "cv":
+        result |= fold_figures(args.out / job.tag, job.score, args.device)
     return result
 
 
@@ -222,6 +224,16 @@ def test_lwlrap(run: Path, kind: str, device: str) -> float:
     cfg = PredictConfig(device=device)
     pred = predict_ensemble([Source.parse(str(run), kind)], "test", cfg=cfg)
     return float(lwlrap(pred.labels, pred.probs))
+
+
+def fold_figures(cv_dir: Path, kind: str, device: str) -> dict:
+    """What a fold ensemble is made of: its out-of-fold lwlrap and each fold model's own test
+    lwlrap (the ensemble's own test lwlrap is the row's score)."""
+    from fat.runs.cv_directory import CVDirectory
+
+    cv = CVDirectory(cv_dir)
+    members = [test_lwlrap(run.path, kind, device) for run in cv.folds()]
+    return {"oof_lwlrap": cv.read_summary()["lwlrap"], "fold_test_lwlrap": members}
 
 
 def run_study(args: argparse.Namespace, jobs: dict[str, Job]) -> tuple[dict[str, dict], list[str]]:
@@ -333,8 +345,33 @@ def table(args: argparse.Namespace, rows: list[Row], results: dict[str, dict]) -
             f"| {row.name} | {row.what} | {per_seed} | {values.mean():.3f} +- {std:.3f} "
             f"| {paired} | {note} | {'?' if np.isnan(cpu) else f'{cpu:.1f}'} |"
         )
-    print("\n".join(lines))
+    print("\n".join(lines + fold_lines(rows, seeds, results, figures)))
     return figures
+
+
+def fold_lines(
+    rows: list[Row], seeds: list[int], results: dict[str, dict], figures: dict[str, dict]
+) -> list[str]:
+    """For each fold-ensemble row: its out-of-fold lwlrap and its fold models' own test
+    lwlrap against the ensemble's (what averaging the folds adds)."""
+    lines = []
+    for row in rows:
+        done = [results.get(f"{row.scored_tag}-s{s}", {}) for s in seeds]
+        if row.name not in figures or not all("fold_test_lwlrap" in r for r in done):
+            continue
+        members = np.array([np.mean(r["fold_test_lwlrap"]) for r in done])
+        gain = np.array(figures[row.name]["test_lwlrap"]) - members
+        figures[row.name] |= {"oof": [r["oof_lwlrap"] for r in done], "fold_mean": members.tolist()}
+        lines += [
+            "",
+            f"{row.name}: out-of-fold lwlrap "
+            + " / ".join(f"{r['oof_lwlrap']:.3f}" for r in done)
+            + "; its fold models alone on the test split (mean of 5) "
+            + " / ".join(f"{m:.3f}" for m in members)
+            + "; the ensemble over its members "
+            + " / ".join(f"{g:+.3f}" for g in gain),
+        ]
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -161,6 +161,9 @@ def test_the_gpu_experiment_pack_runs_its_table_on_a_cpu_at_a_tiny_size(tmp_path
         assert name == "baseline" or row["verdict"] in (
             "gain, outside the spread", "loss, outside the spread", "within the spread"
         )  # fmt: skip
+    for name in ("fold-ensemble", "distill-teacher"):  # what each fold model scored alone
+        folds = figures["rows"][name]
+        assert len(folds["oof"]) == 2 and all(0 < m <= 1 for m in folds["fold_mean"]), folds
     limited = pack(tmp_path / "limited", MINUTES="0.05", ROWS="skip-attention,strong")
     assert limited["not_run"] and set(limited["rows"]) < {"baseline", "skip-attention", "strong"}
 
