@@ -1,7 +1,9 @@
 """A training step compiled (`fat train --compile`, torch.compile with random ops from torch's
 own generator) against the same step uncompiled, in one process: forward, BCE loss, backward
 and an Adam step on a batch of random log-mel crops, one thread (as the technique table's CPU
-jobs run), for each network and crop length; the compile time is reported on its own.
+jobs run), for each network and crop length; the compile time is reported on its own. Also
+the forward pass alone in eval mode without gradients, as a crop teacher's members run
+beside a compiled student.
 
     python bench/compile.py [--archs cnn,skip_attention] [--width 0.25] [--steps 15]
                             [--rounds 2] [--json out.json]
@@ -26,6 +28,14 @@ def seconds_per_step(net, model, x, y, steps: int) -> float:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    return (time.perf_counter() - began) / steps
+
+
+@torch.no_grad()
+def seconds_per_forward(forward, x, steps: int) -> float:
+    began = time.perf_counter()
+    for _ in range(steps):
+        forward(x)
     return (time.perf_counter() - began) / steps
 
 
@@ -58,10 +68,24 @@ def main() -> None:
             for _ in range(args.rounds):
                 eager = min(eager, seconds_per_step(plain, model, x, y, args.steps))
                 fast = min(fast, seconds_per_step(compiled, model, x, y, args.steps))
+            model.eval()
+            plain_forward, compiled_forward = model, torch.compile(model, dynamic=False)
+            seconds_per_forward(compiled_forward, x, 2)  # compiles the eval graph
+            eager_forward = fast_forward = float("inf")
+            for _ in range(args.rounds):
+                eager_forward = min(
+                    eager_forward, seconds_per_forward(plain_forward, x, args.steps)
+                )
+                fast_forward = min(
+                    fast_forward, seconds_per_forward(compiled_forward, x, args.steps)
+                )
             row = {
                 "arch": arch, "width": args.width, "frames": frames,
                 "plain_s_per_step": round(eager, 3), "compiled_s_per_step": round(fast, 3),
                 "speedup": round(eager / fast, 2), "compile_s": round(compile_s, 1),
+                "plain_s_per_forward": round(eager_forward, 3),
+                "compiled_s_per_forward": round(fast_forward, 3),
+                "forward_speedup": round(eager_forward / fast_forward, 2),
             }  # fmt: skip
             print(json.dumps(row), flush=True)
             figures.append(row)

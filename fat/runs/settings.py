@@ -503,7 +503,8 @@ class RunOptions(Settings):
     )
     compile: bool = setting(
         False,
-        "Compile the training step with torch.compile: faster steps after a one-off compile "
+        "Compile the training step (and a crop teacher's models) with torch.compile: faster "
+        "steps after a one-off compile "
         "(needs a C++ compiler on a CPU); results agree with an uncompiled run to rounding, "
         "not bit for bit.",
         section=RUN_AND_MACHINE,

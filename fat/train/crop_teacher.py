@@ -13,6 +13,7 @@ from fat.core.features import LogMelConfig
 from fat.predict.ensemble import Source
 from fat.runs.checkpoint import TrainedModel, load_trained_model
 from fat.store.normalize import Normalizer
+from fat.train.compiled import compile_module
 
 
 class CropTeacher:
@@ -27,6 +28,7 @@ class CropTeacher:
         device: torch.device,
         temperature: float,
         weight: float,
+        compiled: bool = False,
     ):
         self.device, self.temperature, self.weight = device, temperature, weight
         self.models, self.maps = [], []
@@ -37,7 +39,8 @@ class CropTeacher:
             std_m = torch.from_numpy(member.normalizer.std).to(device)
             scale, shift = std_s / std_m, (mean_s - mean_m) / std_m
             self.maps.append((scale[None, :, None], shift[None, :, None]))
-            self.models.append(member.model.to(device).eval())
+            model = member.model.to(device).eval()
+            self.models.append(compile_module(model, device) if compiled else model)
         self.single_label = members[0].single_label
 
     @torch.no_grad()
@@ -61,10 +64,12 @@ def load_crop_teacher(
     device: torch.device,
     temperature: float,
     weight: float,
+    compiled: bool = False,
 ) -> CropTeacher:
-    """The teacher of a run that learns from it crop by crop; FatError naming a member whose
-    features or classes are not the student's (its predictions would be of other inputs or
-    in another order), or a source that is gone (a resumed run needs its teacher again)."""
+    """The teacher of a run that learns from it crop by crop (its members compiled with
+    `compiled`, as the student's step is); FatError naming a member whose features or classes
+    are not the student's (its predictions would be of other inputs or in another order), or a
+    source that is gone (a resumed run needs its teacher again)."""
     members = []
     for text in sources:
         try:
@@ -83,4 +88,4 @@ def load_crop_teacher(
             members.append(member)
     if len({m.single_label for m in members}) > 1:
         raise FatError("--teacher: mixes softmax and sigmoid models; give models of one kind")
-    return CropTeacher(members, normalizer, device, temperature, weight)
+    return CropTeacher(members, normalizer, device, temperature, weight, compiled)

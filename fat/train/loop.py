@@ -53,6 +53,7 @@ from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import Split
 from fat.store.remote import ChunkCacheSpec, is_url
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
+from fat.train.compiled import compile_module
 from fat.train.crop_teacher import CropTeacher, load_crop_teacher
 from fat.train.data import TrainingData, load_training_data, memory_budget
 from fat.train.loaders import CropBatchSource, Loader, choose_input, make_loader
@@ -260,6 +261,7 @@ def set_up(
                 device,
                 experiment.teacher_temperature,
                 experiment.teacher_weight,
+                compiled=options.compile,
             )
     tr = TrainingRun(
         experiment=experiment,
@@ -509,17 +511,7 @@ def training_forward(model: TaggingModel, ranks: Ranks, compiled: bool = False) 
     compiled with `compiled` (the model itself stays as it is, for checkpoints and validation)."""
     net = TrainingForward(model)
     net = torch.nn.parallel.DistributedDataParallel(net) if ranks.world > 1 else net
-    if not compiled:
-        return net
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    if on_cpu and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
-        raise FatError("--compile on a CPU needs a C++ compiler (c++, g++ or clang++) on PATH")
-    # Random ops (dropout) drawn from torch's own generator, as uncompiled: the same masks, so
-    # a compiled run follows the plain one to rounding and resumes from its saved RNG state.
-    import torch._inductor.config as inductor  # lazy: only compiled runs need it
-
-    inductor.fallback_random = True
-    return torch.compile(net, dynamic=False)  # a new shape recompiles, never goes symbolic
+    return compile_module(net, next(model.parameters()).device) if compiled else net
 
 
 @contextmanager

@@ -138,9 +138,11 @@ def test_a_killed_student_resumes_without_its_teacher(store, teacher, tmp_path):
     assert losses(tmp_path / "killed") == pytest.approx(losses(tmp_path / "whole"), rel=1e-6)
 
 
-def test_a_crop_teacher_answers_the_students_input_as_its_own(store, teacher, tmp_path):
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+def test_a_crop_teacher_answers_the_students_input_as_its_own(store, teacher, compiled):
     """The student's input, normalised by the student's statistics, reaches each member as
-    that member's own normalisation of the same raw crop would."""
+    that member's own normalisation of the same raw crop would; compiled (`--compile`) to
+    rounding."""
     import torch
 
     from fat.models.input import ModelInput
@@ -155,8 +157,9 @@ def test_a_crop_teacher_answers_the_students_input_as_its_own(store, teacher, tm
         raw = np.stack([splits[1].read_rows(k * 40, k * 40 + 32) for k in range(4)])
         crop_teacher = load_crop_teacher(
             [str(teacher)], splits[0].feature_config, splits[0].vocabulary, student,
-            torch.device("cpu"), temperature=2.0, weight=1.0,
+            torch.device("cpu"), temperature=2.0, weight=1.0, compiled=compiled,
         )  # fmt: skip
+    assert all(hasattr(m, "_orig_mod") == compiled for m in crop_teacher.models)
     own = np.full(4, 32)
     member = load_trained_model(teacher)
     assert not np.allclose(member.normalizer.mean, student.mean)
