@@ -8,6 +8,7 @@ import click
 from fat import __version__
 from fat.core.errors import FatError
 from fat.core.files import DISK_FULL
+from fat.core.memory import keep_freed_memory
 
 
 class FatGroup(click.Group):
@@ -53,6 +54,7 @@ AFTER_INTERRUPT = {
 @click.version_option(__version__, prog_name="fat")
 def main() -> None:
     """Multi-label audio tagging for FSDKaggle2019-style data."""
+    keep_freed_memory()  # before any command imports torch
 
 
 def _register() -> None:
