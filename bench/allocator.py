@@ -2,7 +2,8 @@
 tensor memory reused, huge pages for large buffers) against the C library's defaults: each
 setting in its own single-thread process (the settings are process-wide and torch reads its
 part at start), alternated, best of --rounds; wall, user and kernel seconds and minor page
-faults per step of forward, BCE, backward and Adam on 32 random 128-mel crops.
+faults per step of forward, BCE, backward and Adam on 32 random 128-mel crops, and the
+process's peak resident memory.
 
     python bench/allocator.py [--archs cnn,skip_attention] [--compiled] [--rounds 2]
                               [--json out.json]
@@ -46,7 +47,8 @@ for _ in range(n):
 after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - began
 print(json.dumps({"wall": wall / n, "user": (after.ru_utime - before.ru_utime) / n,
                   "kernel": (after.ru_stime - before.ru_stime) / n,
-                  "faults": (after.ru_minflt - before.ru_minflt) / n}))
+                  "faults": (after.ru_minflt - before.ru_minflt) / n,
+                  "max_rss_mb": after.ru_maxrss / 1024}))
 """
 
 
@@ -79,7 +81,8 @@ def main() -> None:
             row = {"arch": arch, "width": args.width, "step": mode}
             for heap, got in best.items():
                 row |= {
-                    f"{heap}_{k}": round(v, 3 if k != "faults" else None) for k, v in got.items()
+                    f"{heap}_{k}": round(v, 3 if k in ("wall", "user", "kernel") else None)
+                    for k, v in got.items()
                 }
             row["speedup"] = round(best["default"]["wall"] / best["kept"]["wall"], 2)
             print(json.dumps(row), flush=True)
