@@ -11,6 +11,8 @@ folds). A job's numbers go to OUT/results/TAG.json the moment it ends (test lwlr
 wall seconds, its command), so a killed study reruns only what had not finished (a training
 job killed half-way resumes from its last epoch), and each finished row can be kept as it
 lands; a job that fails is reported and the study goes on without the rows that need it.
+The CPU seconds of each start of a job go to OUT/cpu/TAG.json while it runs, so a job
+resumed by a later study still reports its whole cost.
 On a CPU, --jobs single-thread processes run at a time; --in-process runs the jobs one after
 another inside this process (no start-up per job, for a GPU). --minutes: start no job that
 would end past that much wall time (estimated from the jobs so far); the rows that did not
@@ -180,12 +182,41 @@ def continuing(argv: tuple[str, ...]) -> list[str]:
     return ["train", "--resume", *[a for k in kept for a in (k, flag[k])], *compiled, "--quiet"]
 
 
+class CpuLedger:
+    """CPU seconds of each start of a job's process, in OUT/cpu/TAG.json, updated while it
+    runs, so that a job killed with its study and resumed later still has its whole cost (to
+    within one update interval per kill). `complete` is false for a job resumed from a start
+    that kept no ledger."""
+
+    def __init__(self, out: Path, tag: str, resumed: bool):
+        self.path = out / "cpu" / f"{tag}.json"
+        self.path.parent.mkdir(exist_ok=True)
+        kept = json.loads(self.path.read_text()) if resumed and self.path.exists() else None
+        self.complete = not resumed or kept is not None
+        self.starts: list[float] = (kept or []) + [0.0]
+
+    def update(self, seconds: float) -> list[float]:
+        self.starts[-1] = seconds
+        partial = self.path.with_suffix(".part")
+        partial.write_text(json.dumps(self.starts))
+        partial.replace(self.path)
+        return self.starts
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system seconds of a running process and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def run_job(job: Job, args: argparse.Namespace) -> dict:
-    """One fat command; its CPU seconds (the process and its children) and wall seconds (of
-    this start: a resumed job counts only its rest)."""
+    """One fat command; its CPU seconds (the process and its children, over every start of a
+    job its study resumed) and wall seconds (of this start)."""
     start = time.monotonic()
     log = args.out / "logs" / f"{job.tag}.log"
     argv = continuing(job.argv)
+    resumed = argv != list(job.argv)
+    ledger = None if args.in_process else CpuLedger(args.out, job.tag, resumed)
     if args.in_process:
         from click.testing import CliRunner
 
@@ -201,14 +232,24 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
         env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.device == "cpu" else None
         with open(log, "w") as out:
             proc = subprocess.Popen([args.fat, *argv], stdout=out, stderr=out, env=env)
-            _, status, usage = os.wait4(proc.pid, 0)
+            updated = time.monotonic()
+            while True:  # the ledger updated every 30 s until the process ends
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() - updated >= 30:
+                    ledger.update(process_cpu_seconds(proc.pid))
+                    updated = time.monotonic()
+                time.sleep(1)
         code = os.waitstatus_to_exitcode(status)
-        cpu = usage.ru_utime + usage.ru_stime
+        cpu = sum(ledger.update(usage.ru_utime + usage.ru_stime))
     if code != 0:
         raise RuntimeError(f"{job.tag} failed (exit {code}); see {log}")
     result = {"tag": job.tag, "cpu_s": cpu, "wall_s": time.monotonic() - start}
     result["command"] = "fat " + shlex.join(job.argv)
-    result["resumed"] = argv != list(job.argv)
+    result["resumed"] = resumed
+    if ledger is not None:
+        result |= {"cpu_starts": ledger.starts, "cpu_complete": ledger.complete}
     if job.score:
         result["test_lwlrap"] = test_lwlrap(args.out / job.tag, job.score, args.device)
     if job.score and job.argv[0] == "cv":
@@ -290,12 +331,12 @@ def run_study(args: argparse.Namespace, jobs: dict[str, Job]) -> tuple[dict[str,
 
 
 def row_cpu_minutes(row: Row, seeds: list[int], results: dict[str, dict]) -> float:
-    """CPU minutes of one seed of `row`, the mean over the seeds whose jobs each ran whole
-    (a resumed job's CPU time counts only its rest); NaN when none did."""
+    """CPU minutes of one seed of `row`, the mean over the seeds whose jobs' CPU time is known
+    whole (ran in one start, or resumed with a ledger of every start); NaN when none is."""
     per_seed = []
     for s in seeds:
         done = [results[f"{tag}-s{s}"] for tag, _ in row.jobs]
-        if not any(r.get("resumed") for r in done):
+        if all(r.get("cpu_complete", not r.get("resumed")) for r in done):
             per_seed.append(sum(r["cpu_s"] for r in done) / 60)
     return float(np.mean(per_seed)) if per_seed else float("nan")
 

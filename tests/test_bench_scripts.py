@@ -5,6 +5,7 @@ docs/recipes.md (experiments/techniques.sh)."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,54 @@ def test_a_killed_study_continues_each_job_where_it_stopped(tmp_path):
     assert continuing((*argv[:-1], "--compile", "--quiet"))[-2:] == ["--compile", "--quiet"]
     cv = ("cv", "--folds", "5", "--out", str(tmp_path / "cv"))
     assert continuing(cv) == list(cv)  # a CV continues when run again as it is
+
+
+def test_a_jobs_cpu_time_adds_up_over_the_starts_of_a_resumed_study(tmp_path):
+    from experiments.techniques import ROWS, CpuLedger, process_cpu_seconds, row_cpu_minutes
+
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
+    child = subprocess.Popen([sys.executable, "-c", busy + "time.sleep(30)"])
+    try:
+        for _ in range(100):  # until the busy half-second is spent
+            if process_cpu_seconds(child.pid) >= 0.5:
+                break
+            time.sleep(0.1)
+        assert 0.5 <= process_cpu_seconds(child.pid) < 5
+    finally:
+        child.kill()
+        child.wait()
+    first = CpuLedger(tmp_path, "baseline-s0", resumed=False)
+    first.update(60.0)  # the last update before the study was killed
+    again = CpuLedger(tmp_path, "baseline-s0", resumed=True)
+    assert again.complete and again.update(30.0) == [60.0, 30.0]
+    lost = CpuLedger(tmp_path, "baseline-s1", resumed=True)  # its first start kept no ledger
+    assert not lost.complete and lost.update(30.0) == [30.0]
+    baseline = next(row for row in ROWS if row.name == "baseline")
+    results = {
+        "baseline-s0": {"cpu_s": 90.0, "resumed": True, "cpu_complete": True},
+        "baseline-s1": {"cpu_s": 30.0, "resumed": True, "cpu_complete": False},
+        "baseline-s2": {"cpu_s": 150.0, "resumed": False},  # before ledgers: whole if not resumed
+    }
+    assert row_cpu_minutes(baseline, [0, 1, 2], results) == pytest.approx(2.0)
+
+
+def test_a_study_on_a_cpu_runs_each_job_as_its_own_process_and_keeps_its_cpu_time(tmp_path):
+    from tests.synthetic import build_store
+
+    store = tmp_path / "features.zarr"
+    for split, n in (("curated", 40), ("test", 20)):
+        build_store(store, n, split=split)
+    tiny = ["--steps", "4", "--steps-per-epoch", "2", "--width", "0.0625", "--seeds", "0"]
+    extra = "--extra=--crop-frames 32 --batch-size 8"
+    argv = [sys.executable, "experiments/techniques.py", str(store), str(tmp_path / "study")]
+    done = subprocess.run(
+        [*argv, *tiny, extra, "--rows", "baseline", "--jobs", "1"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads((tmp_path / "study" / "results" / "baseline-s0.json").read_text())
+    assert result["cpu_complete"] and len(result["cpu_starts"]) == 1
+    assert result["cpu_s"] == result["cpu_starts"][0] > 0 and 0 < result["test_lwlrap"] <= 1
+    ledger = json.loads((tmp_path / "study" / "cpu" / "baseline-s0.json").read_text())
+    assert ledger == result["cpu_starts"]
+    assert "| baseline |" in done.stdout
