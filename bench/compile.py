@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import torch
-import torch._inductor.config as inductor
 
 from fat.models.registry import create_model
+from fat.train.compiled import compile_module
 
 
 def seconds_per_step(net, model, x, y, steps: int) -> float:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    inductor.fallback_random = True
+    cpu = torch.device("cpu")
     figures = []
     for arch in args.archs.split(","):
         for frames in map(int, args.frames.split(",")):
@@ -58,7 +58,7 @@ def main() -> None:
             model = create_model(arch, 128, 80, width=args.width)
             model.train()
             plain = model.forward_train
-            compiled = torch.compile(model.forward_train, dynamic=False)
+            compiled = compile_module(model.forward_train, cpu)
             x, y = torch.randn(args.batch_size, 128, frames), torch.rand(args.batch_size, 80)
             began = time.perf_counter()
             seconds_per_step(compiled, model, x, y, 2)  # compiles, then one warm step
@@ -69,7 +69,7 @@ def main() -> None:
                 eager = min(eager, seconds_per_step(plain, model, x, y, args.steps))
                 fast = min(fast, seconds_per_step(compiled, model, x, y, args.steps))
             model.eval()
-            plain_forward, compiled_forward = model, torch.compile(model, dynamic=False)
+            plain_forward, compiled_forward = model, compile_module(model, cpu)
             seconds_per_forward(compiled_forward, x, 2)  # compiles the eval graph
             eager_forward = fast_forward = float("inf")
             for _ in range(args.rounds):

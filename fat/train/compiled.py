@@ -2,13 +2,17 @@
 which a compiled run follows the plain one."""
 
 import shutil
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import torch
 
 from fat.core.errors import FatError
 
+Step = TypeVar("Step", bound=Callable[..., Any])  # a module, or a method such as forward_train
 
-def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+
+def compile_module(module: Step, device: torch.device) -> Step:
     """`module` compiled with static shapes (a new shape recompiles, never goes symbolic: a
     second crop length in one process otherwise made inductor fail on symbolic shapes)."""
     if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
@@ -18,4 +22,4 @@ def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     import torch._inductor.config as inductor  # lazy: only compiled runs need it
 
     inductor.fallback_random = True
-    return torch.compile(module, dynamic=False)
+    return cast(Step, torch.compile(module, dynamic=False))
