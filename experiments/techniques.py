@@ -182,6 +182,16 @@ def continuing(argv: tuple[str, ...]) -> list[str]:
     return ["train", "--resume", *[a for k in kept for a in (k, flag[k])], *compiled, "--quiet"]
 
 
+def continues_a_start(argv: list[str], planned: tuple[str, ...]) -> bool:
+    """Whether this start of a job continues an earlier one: a training run resumed from its
+    checkpoint, or a cross-validation run again over folds it had begun."""
+    if argv[0] == "cv":
+        from fat.runs.cv_directory import is_cv_directory
+
+        return is_cv_directory(argv[argv.index("--out") + 1])
+    return argv != list(planned)
+
+
 class CpuLedger:
     """CPU seconds of each start of a job's process, in OUT/cpu/TAG.json, updated while it
     runs, so that a job killed with its study and resumed later still has its whole cost (to
@@ -215,7 +225,7 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
     start = time.monotonic()
     log = args.out / "logs" / f"{job.tag}.log"
     argv = continuing(job.argv)
-    resumed = argv != list(job.argv)
+    resumed = continues_a_start(argv, job.argv)
     ledger = None if args.in_process else CpuLedger(args.out, job.tag, resumed)
     if args.in_process:
         from click.testing import CliRunner

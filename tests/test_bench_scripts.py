@@ -170,7 +170,8 @@ def test_the_gpu_experiment_pack_runs_its_table_on_a_cpu_at_a_tiny_size(tmp_path
 
 
 def test_a_killed_study_continues_each_job_where_it_stopped(tmp_path):
-    from experiments.techniques import continuing
+    from experiments.techniques import continues_a_start, continuing
+    from fat.runs.cv_directory import CVDirectory
 
     out = tmp_path / "baseline-s0"
     argv = ("train", "--store", "s.zarr", "--out", str(out), "--width", "0.25", "--epochs",
@@ -186,6 +187,10 @@ def test_a_killed_study_continues_each_job_where_it_stopped(tmp_path):
     assert continuing((*argv[:-1], "--compile", "--quiet"))[-2:] == ["--compile", "--quiet"]
     cv = ("cv", "--folds", "5", "--out", str(tmp_path / "cv"))
     assert continuing(cv) == list(cv)  # a CV continues when run again as it is
+    assert not continues_a_start(list(cv), cv)
+    CVDirectory(tmp_path / "cv").write_settings({"folds": 5, "options": {}})  # a CV begun
+    assert continues_a_start(list(cv), cv)
+    assert continues_a_start(continuing(argv), argv) and not continues_a_start(list(argv), argv)
 
 
 def test_a_jobs_cpu_time_adds_up_over_the_starts_of_a_resumed_study(tmp_path):
