@@ -16,12 +16,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+HERE = str(Path(__file__).parent)
+
 STEPS = r"""
-import json, resource, sys, time
+import json, resource, sys
 if sys.argv[1] == "kept":
     from fat.core.memory import keep_freed_memory
     keep_freed_memory()
 import torch
+sys.path.insert(0, sys.argv[6])
+from compile import seconds_per_step  # the step bench/compile.py times
 from fat.models.registry import create_model
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -32,20 +36,12 @@ if sys.argv[4] == "compiled":
     from fat.train.compiled import compile_module
     forward = compile_module(forward, torch.device("cpu"))
 x, y = torch.randn(32, 128, 128), torch.rand(32, 80)
-optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-def step():
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(forward(x).logits, y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-for _ in range(3):
-    step()
+seconds_per_step(forward, model, x, y, 3)
 n = int(sys.argv[5])
-before, began = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-for _ in range(n):
-    step()
-after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - began
-print(json.dumps({"wall": wall / n, "user": (after.ru_utime - before.ru_utime) / n,
+before = resource.getrusage(resource.RUSAGE_SELF)
+wall = seconds_per_step(forward, model, x, y, n)
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall": wall, "user": (after.ru_utime - before.ru_utime) / n,
                   "kernel": (after.ru_stime - before.ru_stime) / n,
                   "faults": (after.ru_minflt - before.ru_minflt) / n,
                   "max_rss_mb": after.ru_maxrss / 1024}))
@@ -55,7 +51,7 @@ print(json.dumps({"wall": wall / n, "user": (after.ru_utime - before.ru_utime) /
 def measure(heap: str, arch: str, width: float, mode: str, steps: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("THP_MEM_ALLOC_ENABLE", None)
-    argv = [sys.executable, "-c", STEPS, heap, arch, str(width), mode, str(steps)]
+    argv = [sys.executable, "-c", STEPS, heap, arch, str(width), mode, str(steps), HERE]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.splitlines()[-1])
 
