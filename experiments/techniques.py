@@ -16,7 +16,8 @@ resumed by a later study still reports its whole cost.
 On a CPU, --jobs single-thread processes run at a time; --in-process runs the jobs one after
 another inside this process (no start-up per job, for a GPU). --minutes: start no job that
 would end past that much wall time (estimated from the jobs so far); the rows that did not
-fit are listed as such.
+fit are listed as such. A row's shared job (a distillation teacher) runs once, at the first
+seed, and serves every seed's student; the spread of such a row is the students'.
 
 A difference counts as outside the seed spread when it has the same sign for every seed and
 its mean is larger than the standard deviation over seeds of the baseline and of the row."""
@@ -51,10 +52,18 @@ class Row:
     scored: str = ""  # the tag whose run is scored; the row's own name when empty
     kind: str = "best"
     steps_share: dict[str, float] = field(default_factory=dict)  # tag -> share of --steps
+    shared: tuple[str, ...] = ()  # tags run once, at the first seed, for every seed's jobs
 
     @property
     def scored_tag(self) -> str:
         return self.scored or self.name
+
+    def job_seed(self, tag: str, seed: int, seeds: list[int]) -> int:
+        """The seed whose job `tag` serves `seed`: the first seed for a shared job."""
+        return seeds[0] if tag in self.shared else seed
+
+    def scored_seeds(self, seeds: list[int]) -> list[int]:
+        return sorted({self.job_seed(self.scored_tag, s, seeds) for s in seeds})
 
 
 def train(*flags: str) -> tuple[str, ...]:
@@ -82,19 +91,22 @@ ROWS = [
         (("fold-ensemble", cv()),)),
     Row("distill",
         "`--teacher` the 5-fold skip-attention ensemble (T 2, weight 0.9), curated + noisy half "
-        "and half",
+        "and half; one teacher (the first seed's) for every student",
         (("teacher-cv", cv("--arch", "skip_attention")),
-         ("distill", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{seed}",
-                      "--teacher-temperature", "2", "--teacher-weight", "0.9")))),
+         ("distill", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{first}",
+                      "--teacher-temperature", "2", "--teacher-weight", "0.9"))),
+        shared=("teacher-cv",)),
     Row("distill-crop",
         "distill, the teacher predicting each crop the student trains on "
         "(`--teacher-targets crop`; ~2.5x the CPU per step)",
         (("teacher-cv", cv("--arch", "skip_attention")),
-         ("distill-crop", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{seed}",
+         ("distill-crop", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{first}",
                            "--teacher-temperature", "2", "--teacher-weight", "0.9",
-                           "--teacher-targets", "crop")))),
-    Row("distill-teacher", "the teacher above: 5-fold skip-attention ensemble (5.6x the CPU)",
-        (("teacher-cv", cv("--arch", "skip_attention")),), scored="teacher-cv"),
+                           "--teacher-targets", "crop"))),
+        shared=("teacher-cv",)),
+    Row("distill-teacher", "the teacher above: a 5-fold skip-attention ensemble",
+        (("teacher-cv", cv("--arch", "skip_attention")),), scored="teacher-cv",
+        shared=("teacher-cv",)),
     Row("strong", "`--recipe strong` at this budget: skip-attention, noisy half and half, Lsoft",
         (("strong", ("train", "--recipe", "strong")),)),
     Row("mixer-concat", "`--mixer concat` (two halves joined by a sigmoid ramp, labels united)",
@@ -134,15 +146,20 @@ def plan(args: argparse.Namespace, rows: list[Row]) -> dict[str, Job]:
         for seed in args.seeds:
             before: list[str] = []
             for tag, template in row.jobs:
-                full = f"{tag}-s{seed}"
-                argv = [a.format(out=args.out, seed=seed) for a in template]
+                job_seed = row.job_seed(tag, seed, args.seeds)
+                full = f"{tag}-s{job_seed}"
+                argv = [
+                    a.format(out=args.out, seed=job_seed, first=args.seeds[0]) for a in template
+                ]
                 share = row.steps_share.get(tag, 1.0)
                 if argv[0] in TRAINING:
-                    argv += budget_flags(args, seed, share, full, cv=argv[0] == "cv")
+                    argv += budget_flags(args, job_seed, share, full, cv=argv[0] == "cv")
                 elif argv[0] in ("pseudo-label", "select-noisy"):
                     argv += ["--device", args.device, "--quiet"]
                 needs = [t for t in before] + [
-                    f"baseline-s{seed}" for a in argv if f"{args.out}/baseline-s{seed}" in a
+                    f"baseline-s{job_seed}"
+                    for a in argv
+                    if f"{args.out}/baseline-s{job_seed}" in a
                 ]
                 score = row.kind if tag == row.scored_tag else ""
                 units = share * (5 if argv[0] == "cv" else 1) if argv[0] in TRAINING else 0.1
@@ -341,11 +358,12 @@ def run_study(args: argparse.Namespace, jobs: dict[str, Job]) -> tuple[dict[str,
 
 
 def row_cpu_minutes(row: Row, seeds: list[int], results: dict[str, dict]) -> float:
-    """CPU minutes of one seed of `row`, the mean over the seeds whose jobs' CPU time is known
-    whole (ran in one start, or resumed with a ledger of every start); NaN when none is."""
+    """CPU minutes of one seed of `row` from nothing (a shared job counted whole in each), the
+    mean over the seeds whose jobs' CPU time is known whole (ran in one start, or resumed with
+    a ledger of every start); NaN when none is."""
     per_seed = []
-    for s in seeds:
-        done = [results[f"{tag}-s{s}"] for tag, _ in row.jobs]
+    for s in row.scored_seeds(seeds):
+        done = [results[f"{tag}-s{row.job_seed(tag, s, seeds)}"] for tag, _ in row.jobs]
         if all(r.get("cpu_complete", not r.get("resumed")) for r in done):
             per_seed.append(sum(r["cpu_s"] for r in done) / 60)
     return float(np.mean(per_seed)) if per_seed else float("nan")
@@ -371,27 +389,30 @@ def table(args: argparse.Namespace, rows: list[Row], results: dict[str, dict]) -
     ]
     base = None
     for row in rows:
-        tags = [f"{row.scored_tag}-s{s}" for s in seeds]
+        row_seeds = row.scored_seeds(seeds)
+        tags = [f"{row.scored_tag}-s{s}" for s in row_seeds]
         if not all(t in results for t in tags):
             lines.append(f"| {row.name} | {row.what} | not run (time limit) | | | | |")
             continue
         values = np.array([results[t]["test_lwlrap"] for t in tags])
         cpu = row_cpu_minutes(row, seeds, results)
-        spread = values.std(ddof=1) if len(seeds) > 1 else 0.0
+        std = values.std(ddof=1) if len(row_seeds) > 1 else 0.0
+        spread = std
         cpu_min = None if np.isnan(cpu) else cpu
         entry = {"test_lwlrap": values.tolist(), "mean": values.mean(), "cpu_min": cpu_min}
         paired = note = ""
         if row.name == "baseline":
             base = values
         elif base is not None:
-            deltas = values - base
+            deltas = values - base[[seeds.index(s) for s in row_seeds]]
             paired = f"{deltas.mean():+.3f} (" + " / ".join(f"{d:+.3f}" for d in deltas) + ")"
             spread = max(spread, base.std(ddof=1) if len(seeds) > 1 else 0.0)
             note = spread_note(deltas, spread)
             entry |= {"paired": deltas.tolist(), "verdict": note.strip("*")}
         figures[row.name] = entry
         per_seed = " / ".join(f"{v:.3f}" for v in values)
-        std = values.std(ddof=1) if len(seeds) > 1 else 0.0
+        if row_seeds != seeds:
+            per_seed += f" (seed {' / '.join(map(str, row_seeds))} only)"
         lines.append(
             f"| {row.name} | {row.what} | {per_seed} | {values.mean():.3f} +- {std:.3f} "
             f"| {paired} | {note} | {'?' if np.isnan(cpu) else f'{cpu:.1f}'} |"
@@ -407,7 +428,7 @@ def fold_lines(
     lwlrap against the ensemble's (what averaging the folds adds)."""
     lines = []
     for row in rows:
-        done = [results.get(f"{row.scored_tag}-s{s}", {}) for s in seeds]
+        done = [results.get(f"{row.scored_tag}-s{s}", {}) for s in row.scored_seeds(seeds)]
         if row.name not in figures or not all("fold_test_lwlrap" in r for r in done):
             continue
         members = np.array([np.mean(r["fold_test_lwlrap"]) for r in done])

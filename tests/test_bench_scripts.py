@@ -1,6 +1,6 @@
 """The prepared benchmark and study scripts run end to end at a tiny size: the FAT-size
 rehearsal (bench/scale.py), the GPU check (bench/gpu_check.py) on the CPU, and the study of
-docs/recipes.md (experiments/techniques.sh)."""
+docs/recipes.md (experiments/techniques.py)."""
 
 import json
 import subprocess
@@ -95,43 +95,6 @@ def test_the_gpu_check_fails_loudly_without_the_device_it_was_asked_for():
 
 
 @pytest.mark.slow
-def test_the_techniques_study_makes_its_table_and_reruns_from_where_it_stopped(tmp_path):
-    import os
-
-    from tests.synthetic import build_store
-
-    store = tmp_path / "features.zarr"
-    for split, n in (("curated", 40), ("noisy", 80), ("test", 20)):
-        build_store(store, n, split=split)
-    out = tmp_path / "study"
-    tiny = "--width 0.0625 --crop-frames 32 --batch-size 8"
-    fat = str(Path(sys.executable).parent / "fat")
-    env = {**os.environ, "EPOCHS": "4", "STEPS": "2", "FAT": fat, "EXTRA": tiny}
-
-    def study() -> str:
-        command = ["bash", "experiments/techniques.sh", str(store), str(out)]
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-        return done.stdout
-
-    first = study()
-    from experiments.techniques_table import ROWS
-
-    for name, _, _ in ROWS:  # every row, with three seeds and a paired difference
-        line = next(row for row in first.splitlines() if row.startswith(f"| {name} |"))
-        assert len(line.split("|")[3].split("/")) == 3, line
-        assert name == "baseline" or "spread" in line, line
-    assert "| **test, fold mean** |" in first and "out-of-fold lwlrap" in first
-    assert (out / "cv-s2" / "oof_summary.json").exists()
-    (out / "cpu" / "noisy-head-s1").unlink()  # as if killed during that run
-    again = study()
-    rerun = [line.split()[1:] for line in again.splitlines() if " done " in line]
-    assert rerun == [["done", "noisy-head-s1"]], again
-
-
-@pytest.mark.slow
 def test_the_gpu_experiment_pack_runs_its_table_on_a_cpu_at_a_tiny_size(tmp_path):
     """Every row of the technique table through bench/gpu_experiments.sh (two seeds, four
     steps); then a time limit that leaves rows out, named as not run."""
@@ -157,16 +120,45 @@ def test_the_gpu_experiment_pack_runs_its_table_on_a_cpu_at_a_tiny_size(tmp_path
 
     figures = pack(tmp_path / "all")
     assert set(figures["rows"]) == {row.name for row in ROWS} and not figures["not_run"]
+    seeds = {row.name: len(row.scored_seeds([0, 1])) for row in ROWS}  # a shared teacher: 1
+    assert seeds["distill-teacher"] == 1 and seeds["distill"] == 2
     for name, row in figures["rows"].items():
-        assert len(row["test_lwlrap"]) == 2 and 0 < row["mean"] <= 1, name
+        assert len(row["test_lwlrap"]) == seeds[name] and 0 < row["mean"] <= 1, name
         assert name == "baseline" or row["verdict"] in (
             "gain, outside the spread", "loss, outside the spread", "within the spread"
         )  # fmt: skip
     for name in ("fold-ensemble", "distill-teacher"):  # what each fold model scored alone
         folds = figures["rows"][name]
-        assert len(folds["oof"]) == 2 and all(0 < m <= 1 for m in folds["fold_mean"]), folds
+        assert len(folds["oof"]) == seeds[name], folds
+        assert all(0 < m <= 1 for m in folds["fold_mean"]), folds
     limited = pack(tmp_path / "limited", MINUTES="0.05", ROWS="skip-attention,strong")
     assert limited["not_run"] and set(limited["rows"]) < {"baseline", "skip-attention", "strong"}
+
+
+def test_a_shared_teacher_runs_once_and_its_row_is_paired_on_the_seeds_it_has(capsys):
+    from experiments.techniques import ROWS, parse_args, plan, row_cpu_minutes, table
+
+    args = parse_args(["store.zarr", "out", "--seeds", "3,4,5"])
+    rows = [row for row in ROWS if row.name in ("baseline", "distill", "distill-teacher")]
+    jobs = plan(args, rows)
+    assert [t for t in jobs if t.startswith("teacher-cv")] == ["teacher-cv-s3"]
+    for seed in (3, 4, 5):  # every student learns from the one teacher, with its own seed
+        student = jobs[f"distill-s{seed}"]
+        assert student.after == ["teacher-cv-s3"] and student.score == "best"
+        assert student.argv[student.argv.index("--teacher") + 1] == f"{args.out}/teacher-cv-s3"
+        assert student.argv[student.argv.index("--seed") + 1] == str(seed)
+    assert jobs["teacher-cv-s3"].score == "best"
+    results = {f"baseline-s{s}": {"test_lwlrap": v, "cpu_s": 60.0} for s, v in
+               ((3, 0.70), (4, 0.72), (5, 0.74))}  # fmt: skip
+    results |= {f"distill-s{s}": {"test_lwlrap": v, "cpu_s": 120.0} for s, v in
+                ((3, 0.80), (4, 0.81), (5, 0.82))}  # fmt: skip
+    results["teacher-cv-s3"] = {"test_lwlrap": 0.85, "cpu_s": 600.0}
+    figures = table(args, rows, results)
+    assert figures["distill"]["paired"] == pytest.approx([0.10, 0.09, 0.08])
+    assert figures["distill-teacher"]["paired"] == pytest.approx([0.15])  # against seed 3 only
+    assert figures["distill-teacher"]["verdict"] == "gain, outside the spread"
+    assert row_cpu_minutes(rows[1], args.seeds, results) == pytest.approx(12.0)  # teacher + own
+    assert "0.850 (seed 3 only)" in capsys.readouterr().out
 
 
 def test_a_killed_study_continues_each_job_where_it_stopped(tmp_path):
