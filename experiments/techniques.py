@@ -157,9 +157,7 @@ def plan(args: argparse.Namespace, rows: list[Row]) -> dict[str, Job]:
                 elif argv[0] in ("pseudo-label", "select-noisy"):
                     argv += ["--device", args.device, "--quiet"]
                 needs = [t for t in before] + [
-                    f"baseline-s{job_seed}"
-                    for a in argv
-                    if f"{args.out}/baseline-s{job_seed}" in a
+                    f"baseline-s{job_seed}" for a in argv if f"{args.out}/baseline-s{job_seed}" in a
                 ]
                 score = row.kind if tag == row.scored_tag else ""
                 units = share * (5 if argv[0] == "cv" else 1) if argv[0] in TRAINING else 0.1
