@@ -96,6 +96,11 @@ ROWS = [
          ("distill", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{first}",
                       "--teacher-temperature", "2", "--teacher-weight", "0.9"))),
         shared=("teacher-cv",)),
+    Row("distill-t1", "distill at the default temperature, `--teacher-temperature 1`",
+        (("teacher-cv", cv("--arch", "skip_attention")),
+         ("distill-t1", ("train", *HALF, "--teacher", "{out}/teacher-cv-s{first}",
+                         "--teacher-temperature", "1", "--teacher-weight", "0.9"))),
+        shared=("teacher-cv",)),
     Row("distill-crop",
         "distill, the teacher predicting each crop the student trains on "
         "(`--teacher-targets crop`; ~2.5x the CPU per step)",

@@ -192,8 +192,8 @@ class ExperimentConfig(Settings):
     ema: float = setting(
         0.0,
         "Exponential moving average of the weights (and batch-norm statistics), updated every "
-        "step with this decay, e.g. 0.999; validated each epoch and saved as checkpoints/ema.pt "
-        "like SWA; 0 = off.",
+        "step with this decay, e.g. 0.999, debiased (the first weights do not linger); "
+        "validated each epoch and saved as checkpoints/ema.pt like SWA; 0 = off.",
         low=0.0,
         below=1.0,
         section=OPTIMISATION,

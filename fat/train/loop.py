@@ -53,6 +53,7 @@ from fat.runs.settings import ExperimentConfig, RunOptions
 from fat.store import Split
 from fat.store.remote import ChunkCacheSpec, is_url
 from fat.train.augment import MIXER_FUNCTIONS, mask_spans, resized_crop, step_generator
+from fat.train.averaging import debiased_ema
 from fat.train.compiled import compile_module
 from fat.train.crop_teacher import CropTeacher, load_crop_teacher
 from fat.train.data import TrainingData, load_training_data, memory_budget
@@ -456,8 +457,9 @@ def build_model_parts(
     swa = torch.optim.swa_utils.AveragedModel(model) if experiment.swa_start else None
     ema = None
     if experiment.ema:
-        decay = torch.optim.swa_utils.get_ema_multi_avg_fn(experiment.ema)
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=decay, use_buffers=True)
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=debiased_ema(experiment.ema), use_buffers=True
+        )
     return ModelParts(model, optimizer, swa, ema)
 
 
