@@ -3,6 +3,7 @@ FSDKaggle2019 layout, and tiny training settings. Plain functions, importable by
 the subprocesses they start (fixtures are in conftest.py)."""
 
 import csv
+import signal
 from dataclasses import fields
 from pathlib import Path
 
@@ -96,6 +97,13 @@ def tiny_run(store: Path, out: Path, **changes) -> tuple[ExperimentConfig, RunOp
         ExperimentConfig(**experiment),
         RunOptions(store=str(store), out=str(out), **options),
     )
+
+
+def hears_ctrl_c() -> None:
+    """`preexec_fn` of a command a test stops with SIGINT: a shell script that starts the
+    suite in the background (`&`) makes its processes ignore SIGINT, and their children
+    inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cli_flags(**settings) -> list[str]:

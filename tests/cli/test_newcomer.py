@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from fat.cli import main
 from fat.runs.settings import SECTIONS
-from tests.synthetic import TINY, cli_flags, make_fsd_layout, tiny_train_args
+from tests.synthetic import TINY, cli_flags, hears_ctrl_c, make_fsd_layout, tiny_train_args
 
 
 def invoke(*args: str):
@@ -116,7 +116,9 @@ def test_ctrl_c_on_a_cv_says_to_run_it_again(tiny_store, tmp_path):
         "--folds",
         "2",
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=hears_ctrl_c
+    )
     deadline = time.monotonic() + 120
     while not (out / "fold0" / "checkpoints" / "last.pt").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

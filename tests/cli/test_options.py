@@ -114,13 +114,15 @@ def test_progress_bars_stay_out_of_logs(tiny_store):
 
 @pytest.mark.slow
 def test_ctrl_c_exits_130_with_one_line(tiny_store, tmp_path):
-    from tests.synthetic import TINY, cli_flags
+    from tests.synthetic import TINY, cli_flags, hears_ctrl_c
 
     fat = Path(sys.executable).parent / "fat"
     out = tmp_path / "run"
     flags = cli_flags(**{**TINY, "epochs": 500})
     command = [str(fat), "train", "--store", str(tiny_store), "--out", str(out), *flags]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=hears_ctrl_c
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoints" / "last.pt").exists():  # training, past its first epoch
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
